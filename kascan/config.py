@@ -1,0 +1,85 @@
+"""``.kascan.toml`` or ``[tool.kascan]`` in ``pyproject.toml`` at the scan root -> frozen Config.
+
+A config file lives inside the scanned tree, so it may only narrow a scan (``exclude``) or name a
+baseline; it can never choose where keys are sent for verification.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kascan.errors import KascanError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_KNOWN = {"exclude", "baseline"}
+_REFUSED = {"api-url", "api_url", "apiurl", "verify", "api"}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str | None = None
+    exclude: tuple[str, ...] = ()
+    baseline: Path | None = None
+
+
+def _parse(
+    table: Mapping[str, object], source: str, root: Path, warn: Callable[[str], None]
+) -> Config:
+    for key in table:
+        if key in _REFUSED:
+            warn(
+                f"{source}: {key!r} ignored: the API URL and verification are only set on the "
+                "command line or in the environment, never by a file in the scanned tree"
+            )
+        elif key not in _KNOWN:
+            raise KascanError(
+                f"bad config {source}: unknown key {key!r} (known: exclude, baseline)"
+            )
+    exclude = table.get("exclude", [])
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    if not isinstance(exclude, list) or not all(isinstance(e, str) for e in exclude):
+        raise KascanError(f"bad config {source}: exclude must be a list of gitignore patterns")
+    baseline = table.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise KascanError(f"bad config {source}: baseline must be a path")
+    return Config(
+        source=source,
+        exclude=tuple(exclude),
+        baseline=(root / baseline) if baseline else None,
+    )
+
+
+def _load_toml(path: Path) -> dict[str, object]:
+    try:
+        doc: dict[str, object] = tomllib.loads(path.read_text("utf-8"))
+        return doc
+    except tomllib.TOMLDecodeError as exc:
+        raise KascanError(f"bad config {path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KascanError(f"cannot read config {path}: {reason}") from None
+
+
+def load_config(root: Path, warn: Callable[[str], None], explicit: Path | None = None) -> Config:
+    """The config for a scan root: ``--config FILE``, else ``.kascan.toml``, else pyproject."""
+    if explicit is not None:
+        return _parse(_load_toml(explicit), str(explicit), explicit.parent, warn)
+    dot = root / ".kascan.toml"
+    if dot.is_file():
+        return _parse(_load_toml(dot), str(dot), root, warn)
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        doc = _load_toml(pyproject)
+        tool = doc.get("tool")
+        table = tool.get("kascan") if isinstance(tool, dict) else None
+        if isinstance(table, dict):
+            return _parse(table, f"{pyproject} [tool.kascan]", root, warn)
+    return Config()

@@ -1,0 +1,149 @@
+"""gitignore semantics for tree walks: nested .gitignore, .git/info/exclude, git's global excludes
+file, a .kascanignore at the scan root, config ``exclude`` and ``--exclude`` patterns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
+    lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+
+
+def find_repo_root(start: Path) -> Path | None:
+    """The nearest ancestor (or ``start`` itself) that holds a ``.git`` entry."""
+    cur = start.resolve()
+    for cand in (cur, *cur.parents):
+        if (cand / ".git").exists():
+            return cand
+    return None
+
+
+def global_excludes_file() -> Path | None:
+    """git's ``core.excludesFile``, else ``$XDG_CONFIG_HOME/git/ignore``."""
+    try:
+        out = subprocess.run(
+            ["git", "config", "--global", "--path", "--get", "core.excludesFile"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"},
+        )
+        value = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        value = ""
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "git" / "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    base: str  # directory of the patterns, relative to the top, "" for the top, no trailing "/"
+    spec: pathspec.GitIgnoreSpec
+
+
+class Ignorer:
+    """Decides whether a path (relative to the walk's top, "/" separators) is ignored.
+
+    Paths are tested relative to ``top`` (the repository root when the scan root is inside one,
+    else the scan root). kascan's own excludes always win; among git's sources the deepest
+    ``.gitignore`` decides, then ``.git/info/exclude``, then the global excludes file.
+    """
+
+    def __init__(
+        self,
+        top: Path,
+        root_rel: str,
+        kascan_patterns: Sequence[str],
+        git_levels: Sequence[_Level],
+    ) -> None:
+        self.top = top
+        self.root_rel = root_rel
+        spec = _spec(kascan_patterns)
+        self._kascan = _Level(root_rel, spec) if spec else None
+        self._git: list[_Level] = list(git_levels)
+
+    @classmethod
+    def for_root(cls, root: Path, excludes: Sequence[str], use_git: bool = True) -> Ignorer:
+        root = root.resolve()
+        patterns = list(excludes)
+        kascanignore = root / ".kascanignore"
+        patterns[:0] = _read_lines(kascanignore)
+        repo = find_repo_root(root) if use_git else None
+        top = repo or root
+        root_rel = root.relative_to(top).as_posix()
+        root_rel = "" if root_rel == "." else root_rel
+        levels: list[_Level] = []
+        if use_git:
+            glob = global_excludes_file()
+            if glob is not None:
+                spec = _spec(_read_lines(glob))
+                if spec:
+                    levels.append(_Level("", spec))
+            if repo is not None:
+                spec = _spec(_read_lines(repo / ".git" / "info" / "exclude"))
+                if spec:
+                    levels.append(_Level("", spec))
+                # .gitignore files of the directories between the repository root and the root
+                parts = root_rel.split("/") if root_rel else []
+                for i in range(len(parts)):
+                    base = "/".join(parts[:i])
+                    spec = _spec(_read_lines(top / base / ".gitignore"))
+                    if spec:
+                        levels.append(_Level(base, spec))
+        return cls(top, root_rel, patterns, levels)
+
+    def push(self, rel_dir: str, gitignore: Path) -> bool:
+        """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
+        spec = _spec(_read_lines(gitignore))
+        if spec is None:
+            return False
+        self._git.append(_Level(self._top_rel(rel_dir), spec))
+        return True
+
+    def pop(self) -> None:
+        self._git.pop()
+
+    def _top_rel(self, rel: str) -> str:
+        if not self.root_rel:
+            return rel
+        return f"{self.root_rel}/{rel}" if rel else self.root_rel
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        """``rel`` is relative to the scan root."""
+        path = self._top_rel(rel) + ("/" if is_dir else "")
+        if self._kascan is not None and _check(self._kascan, path) is True:
+            return True
+        for level in reversed(self._git):
+            verdict = _check(level, path)
+            if verdict is not None:
+                return verdict
+        return False
+
+
+def _check(level: _Level, path: str) -> bool | None:
+    if level.base:
+        if not path.startswith(level.base + "/"):
+            return None
+        path = path[len(level.base) + 1 :]
+    include: bool | None = level.spec.check_file(path).include
+    return include

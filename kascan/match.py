@@ -1,0 +1,157 @@
+"""Chunks in, candidates out: a substring prefilter, then rules confirmed only around the hits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from kascan.heuristics import entropy, is_placeholder
+from kascan.model import Candidate, Chunk, DropReason, Finding, Secret
+from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX, Rule, RuleSet
+
+ALLOW_PRAGMA = b"kascan:allow"
+REGEX_TIMEOUT = 2.0  # seconds per rule per chunk; a rule that times out is skipped with a warning
+_PREFIX = BUILTIN_PREFIX.encode()
+_KEY_LEN = len(_PREFIX) + BUILTIN_BODY_LEN
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_ALNUM = _WORD - {ord("_")}
+
+Warn = Callable[[str], None]
+
+
+def _no_warn(_: str) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class _Hit:
+    rule: Rule
+    start: int  # byte offset of the secret in chunk.data
+    secret: str
+    match: str
+
+
+def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
+    """The built-in rule, confirmed without the regex engine: prefix, boundaries, 32 alnum."""
+    find = data.find
+    pos = find(_PREFIX, lo, hi)
+    n = len(data)
+    while pos != -1:
+        end = pos + _KEY_LEN
+        if (
+            (pos == 0 or data[pos - 1] not in _WORD)
+            and end <= n
+            and (end == n or data[end] not in _ALNUM)
+        ):
+            body = data[pos + len(_PREFIX) : end]
+            if body.isalnum() and body.isascii():
+                key = data[pos:end].decode("ascii")
+                yield _Hit(rule, pos, key, key)
+        pos = find(_PREFIX, pos + 1, hi)
+
+
+def _regex_hits(rule: Rule, text: str, lo: int, hi: int, warn: Warn) -> Iterator[_Hit]:
+    pattern = rule.compiled()
+    group = rule.secret_group or (1 if pattern.groups == 1 else 0)
+    try:
+        for m in pattern.finditer(text, timeout=REGEX_TIMEOUT):
+            start = m.start(group)
+            if start < 0:
+                continue
+            if start >= hi:
+                break
+            if start < lo:
+                continue
+            yield _Hit(rule, start, m.group(group), m.group(0))
+    except TimeoutError:
+        warn(f"rule {rule.id!r} timed out after {REGEX_TIMEOUT:g}s on a chunk; skipped there")
+
+
+def _body(secret: str) -> str:
+    _head, sep, body = secret.rpartition("_")
+    return body if sep and len(body) >= 16 else secret
+
+
+def _chars(data: bytes) -> int:
+    return len(data.decode("utf-8", "replace"))
+
+
+def find_candidates(
+    chunks: Iterable[Chunk], rules: RuleSet, warn: Warn = _no_warn
+) -> Iterator[Candidate]:
+    for chunk in chunks:
+        yield from scan_chunk(chunk, rules, warn)
+
+
+def scan_chunk(chunk: Chunk, rules: RuleSet, warn: Warn = _no_warn) -> Iterator[Candidate]:
+    data = chunk.data
+    lo, hi = chunk.fresh, len(data) - chunk.tail
+    if hi <= lo:
+        return
+    hits: list[_Hit] = []
+    lowered: bytes | None = None
+    text: str | None = None
+    for rule in rules.rules:
+        if not rule.applies_to(chunk.path):
+            continue
+        if rule.fast:
+            hits.extend(_fast_hits(rule, data, lo, len(data)))
+            continue
+        if rule.keywords:
+            if lowered is None:
+                lowered = data.lower()
+            if not any(k.encode("utf-8", "ignore") in lowered for k in rule.keywords):
+                continue
+        if text is None:
+            text = data.decode("latin-1")  # one char per byte: offsets stay byte offsets
+        hits.extend(_regex_hits(rule, text, lo, hi, warn))
+    if not hits:
+        return
+    hits = [h for h in hits if lo <= h.start < hi]
+    hits.sort(key=lambda h: h.start)
+    line, counted = chunk.line, 0
+    for hit in hits:
+        line += data.count(b"\n", counted, hit.start)
+        counted = hit.start
+        yield _candidate(chunk, hit, line, rules)
+
+
+def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet) -> Candidate:
+    data = chunk.data
+    line_start = data.rfind(b"\n", 0, hit.start) + 1
+    line_end = data.find(b"\n", hit.start)
+    if line_end == -1:
+        line_end = len(data)
+    if chunk.pinned:
+        line, column = chunk.line, chunk.column + 1
+    elif line_start == 0:
+        column = chunk.column + _chars(data[: hit.start]) + 1
+    else:
+        column = _chars(data[line_start : hit.start]) + 1
+    secret = hit.secret
+    finding = Finding(
+        rule_id=hit.rule.id,
+        path=chunk.path,
+        line=line,
+        column=column,
+        secret=Secret(secret),
+        commit=chunk.commit,
+        repo=chunk.repo,
+        decoded=chunk.decoded,
+        end_column=column + len(secret),
+    )
+    drop: DropReason | None = None
+    if hit.rule.entropy and entropy(secret) < hit.rule.entropy:
+        drop = "low-entropy"
+    elif is_placeholder(_body(secret)):
+        drop = "placeholder"
+    elif data.find(ALLOW_PRAGMA, line_start, line_end) != -1:
+        drop = "inline-allow"
+    else:
+        allowlists = (*hit.rule.allowlists, *rules.allowlists)
+        if allowlists:
+            line_text = data[line_start:line_end].decode("utf-8", "replace")
+            sha = chunk.commit.sha if chunk.commit else None
+            if any(a.allows(secret, hit.match, line_text, chunk.path, sha) for a in allowlists):
+                drop = "allowlist"
+    return Candidate(finding, drop)

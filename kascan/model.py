@@ -1,0 +1,132 @@
+"""Frozen records that cross pipeline stages.
+
+The key itself lives only in :class:`Secret`, whose ``str`` and ``repr`` redact it, so a log line,
+an f-string or an exception message cannot leak it by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["live", "live-limited", "inactive", "unknown", "unchecked"]
+STATUSES: tuple[Status, ...] = ("live", "live-limited", "inactive", "unknown", "unchecked")
+DropReason = Literal["placeholder", "low-entropy", "allowlist", "inline-allow"]
+
+REDACT_KEEP = 4
+
+
+def redact(value: str) -> str:
+    """``ka_live_Ab3d…``: the prefix up to the last ``_`` plus four characters of the body."""
+    head, sep, body = value.rpartition("_")
+    if not sep or len(body) <= REDACT_KEEP:
+        keep = min(REDACT_KEEP, len(value) // 4)
+        return value[:keep] + "…"
+    return head + sep + body[:REDACT_KEEP] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return redact(self.value)
+
+    def __repr__(self) -> str:
+        return f"Secret({redact(self.value)!r})"
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.value)
+
+    @property
+    def fingerprint(self) -> str:
+        return "sha256:" + hashlib.sha256(self.value.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    sha: str
+    author: str
+    email: str
+    date: str  # ISO 8601
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    status: Status = "unchecked"
+    detail: str | None = None  # what the API said (organization name/id), never the key
+    organization: str | None = None
+    organization_id: str | None = None
+
+
+UNCHECKED = Verification()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes read from one origin, plus where they start in it.
+
+    ``line`` is the 1-based line number of ``data[0]``; ``column`` the 0-based character column of
+    ``data[0]`` on that line. Matches starting before ``fresh`` were reported from the previous
+    chunk (the overlap that lets a key straddle a window edge).
+    """
+
+    path: str
+    data: bytes
+    line: int = 1
+    column: int = 0
+    fresh: int = 0
+    commit: Commit | None = None
+    repo: str | None = None
+    decoded: str | None = None  # how the bytes were unwrapped (e.g. "base64", "utf-16le")
+    tail: int = 0  # trailing bytes that the next chunk repeats: matches starting there wait
+    pinned: bool = False  # decoded bytes: every match is reported at (line, column + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    path: str  # relative to the scan root, "/" separators
+    line: int  # 1-based
+    column: int  # 1-based, of the first character of the key
+    secret: Secret
+    commit: Commit | None = None
+    repo: str | None = None
+    decoded: str | None = None
+    verification: Verification = UNCHECKED
+    end_column: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self.secret.fingerprint
+
+    def sort_key(self) -> tuple[str, str, int, int, str, str]:
+        return (
+            self.repo or "",
+            self.path,
+            self.line,
+            self.column,
+            self.rule_id,
+            self.commit.sha if self.commit else "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A match before suppression; ``drop`` says why it will not be reported, if it won't."""
+
+    finding: Finding
+    drop: DropReason | None = None
+
+
+_KEYISH = re.compile(r"[A-Za-z0-9]+_live_[A-Za-z0-9]{8,}")
+
+
+def scrub(text: str) -> str:
+    """Redact anything key-shaped in free text (exception messages, warnings) before it is shown."""
+    if "_live_" not in text:
+        return text
+    return _KEYISH.sub(lambda m: redact(m.group(0)), text)

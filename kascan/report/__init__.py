@@ -1,0 +1,38 @@
+"""Reporters: each module has ``render(findings, out, ctx) -> None``; chosen ones import lazily."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from kascan.model import Finding
+from kascan.stats import ScanStats
+
+FORMATS = ("text", "json", "sarif", "github")
+EXTENSIONS = {".json": "json", ".sarif": "sarif", ".txt": "text", ".log": "text"}
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    stats: ScanStats
+    show_secrets: bool = False
+    color: bool = False
+    command: str = "scan"
+    verified: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what could not be scanned, etc.
+
+
+Renderer = Callable[[Sequence[Finding], TextIO, ReportContext], None]
+
+
+def renderer(fmt: str) -> Renderer:
+    module = importlib.import_module(f"kascan.report.{fmt}_report")
+    render: Renderer = module.render
+    return render
+
+
+def shown(finding: Finding, ctx: ReportContext) -> str:
+    """The key as a report may show it: redacted unless ``--show-secrets``."""
+    return finding.secret.value if ctx.show_secrets else finding.secret.redacted

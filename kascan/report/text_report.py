@@ -1,0 +1,80 @@
+"""Human-readable report: ``path:line:col  rule  ka_live_Ab3d…`` and an honest summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from kascan.model import Finding
+from kascan.report import ReportContext, shown
+from kascan.stats import ScanStats, human_bytes
+
+_ADVICE = {
+    "live": "LIVE: revoke it now in the Kubeadapt dashboard (Settings → API Keys), then rotate",
+    "live-limited": "LIVE (limited scope): revoke it now in Settings → API Keys, then rotate",
+    "inactive": "inactive: the API no longer accepts it (already revoked); remove it anyway",
+    "unknown": "unknown: could not check; treat as live until proven otherwise",
+}
+
+
+def _style(text: str, code: str, ctx: ReportContext) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if ctx.color else text
+
+
+def format_finding(f: Finding, ctx: ReportContext) -> str:
+    where = f"{f.repo}:{f.path}" if f.repo else f.path
+    loc = _style(f"{where}:{f.line}:{f.column}", "1", ctx)
+    parts = [loc, _style(f.rule_id, "33", ctx), _style(shown(f, ctx), "31", ctx)]
+    if f.decoded:
+        parts.append(f"(decoded from {f.decoded})")
+    if f.commit is not None:
+        parts.append(f"commit {f.commit.sha[:12]} by {f.commit.author} on {f.commit.date}")
+    status = f.verification.status
+    if status != "unchecked":
+        advice = _ADVICE.get(status, status)
+        org = f.verification.organization
+        if org:
+            advice += f" [organization: {org}]"
+        parts.append(_style(advice, "1;31" if status.startswith("live") else "2", ctx))
+    return "  ".join(parts)
+
+
+def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[str]:
+    what = f"{stats.files} files, {human_bytes(stats.bytes)}"
+    if "blobs" in stats.extra:
+        what = (
+            f"{stats.extra.get('commits', 0)} commits, {stats.extra['blobs']} blobs, "
+            f"{human_bytes(stats.bytes)}"
+        )
+    lines = [f"kascan: scanned {what}."]
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()) if n)
+    if skipped:
+        lines.append(f"kascan: skipped {skipped}.")
+    if stats.unreadable:
+        lines.append(
+            f"kascan: WARNING: {stats.unreadable} could not be read; the scan is incomplete."
+        )
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items()) if n)
+    lines.append(
+        f"kascan: {stats.candidates} candidates"
+        + (f", dropped {dropped}" if dropped else "")
+        + f"; {findings} reported."
+    )
+    lines.extend(f"kascan: {note}" for note in ctx.notes)
+    if findings:
+        lines.append(
+            "kascan: a leaked Kubeadapt key is a full credential: revoke it in the Kubeadapt "
+            "dashboard (Settings → API Keys), mint a new one, and remove it from history."
+        )
+    elif stats.files == 0 and not stats.extra.get("blobs") and not stats.extra.get("lines"):
+        lines.append("kascan: WARNING: nothing was scanned.")
+    else:
+        lines.append("kascan: no leaked keys found.")
+    return lines
+
+
+def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None:
+    for f in findings:
+        out.write(format_finding(f, ctx) + "\n")
+    for line in summary_lines(ctx.stats, ctx, len(findings)):
+        out.write(line + "\n")

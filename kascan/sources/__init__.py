@@ -1,0 +1,1 @@
+"""Sources read bytes from somewhere and yield :class:`kascan.model.Chunk` records."""

@@ -1,0 +1,175 @@
+"""Files and directory trees: walk with ignore rules, then read each file in windows."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kascan.model import Chunk
+from kascan.sources.stream import iter_stream
+from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.ignore import Ignorer
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    fs_path: str  # what to open
+    path: str  # what to report: relative to the scan root, "/" separators
+
+
+def iter_tree(
+    root: Path,
+    prefix: str,
+    ignorer: Ignorer | None,
+    stats: ScanStats,
+    warn: Warn,
+    follow_symlinks: bool = False,
+) -> Iterator[FileRef]:
+    """Regular files under ``root`` in a stable (sorted) order; ``.git`` is never entered."""
+    seen: set[tuple[int, int]] = set()
+    if follow_symlinks:
+        st = root.stat()
+        seen.add((st.st_dev, st.st_ino))
+
+    def walk(dir_fs: str, rel: str) -> Iterator[FileRef]:
+        try:
+            with os.scandir(dir_fs) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            stats.unreadable += 1
+            warn(f"cannot read directory {prefix + rel or '.'}: {exc.strerror or exc}")
+            return
+        pushed = False
+        if ignorer is not None and any(e.name == ".gitignore" for e in entries):
+            pushed = ignorer.push(rel.rstrip("/"), Path(dir_fs) / ".gitignore")
+        try:
+            for entry in entries:
+                name = entry.name
+                if name == ".git":
+                    continue
+                rel_path = rel + name
+                try:
+                    is_link = entry.is_symlink()
+                    if is_link and not follow_symlinks:
+                        stats.skipped["symlink"] += 1
+                        continue
+                    is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
+                    is_file = not is_dir and entry.is_file(follow_symlinks=follow_symlinks)
+                except OSError:
+                    stats.unreadable += 1
+                    continue
+                if not is_dir and not is_file:
+                    stats.skipped["special"] += 1  # FIFO, socket, device, dangling link
+                    continue
+                if ignorer is not None and ignorer.ignored(rel_path, is_dir):
+                    stats.skipped["ignored"] += 1
+                    continue
+                if is_dir:
+                    if follow_symlinks:
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            stats.unreadable += 1
+                            continue
+                        key = (st.st_dev, st.st_ino)
+                        if key in seen:
+                            stats.skipped["symlink-loop"] += 1
+                            continue
+                        seen.add(key)
+                    yield from walk(entry.path, rel_path + "/")
+                else:
+                    yield FileRef(entry.path, prefix + rel_path)
+        finally:
+            if pushed and ignorer is not None:
+                ignorer.pop()
+
+    yield from walk(str(root), "")
+
+
+def read_file(
+    ref: FileRef, stats: ScanStats, warn: Warn, explicit: bool = False
+) -> Iterator[Chunk]:
+    """Chunks of one file; an unreadable file is a warning and counted, never fatal.
+
+    A walked file must be a regular file (opened non-blocking, so a FIFO swapped in cannot hang
+    the scan); a path named on the command line may also be a pipe (``kascan scan <(cmd)``).
+    """
+    try:
+        fd = os.open(ref.fs_path, os.O_RDONLY | (0 if explicit else os.O_NONBLOCK))
+    except OSError as exc:
+        stats.unreadable += 1
+        warn(f"cannot read {ref.path}: {exc.strerror or exc}")
+        return
+    try:
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError as exc:
+            stats.unreadable += 1
+            warn(f"cannot read {ref.path}: {exc.strerror or exc}")
+            return
+        regular = stat.S_ISREG(mode)
+        if not regular and not (explicit and stat.S_ISFIFO(mode) | stat.S_ISCHR(mode)):
+            stats.skipped["special"] += 1
+            return
+        size = 0
+
+        def read(n: int) -> bytes:
+            nonlocal size
+            block = os.read(fd, n)
+            size += len(block)
+            return block
+
+        try:
+            yield from iter_stream(read, ref.path, by_line=not regular)
+        except OSError as exc:
+            stats.unreadable += 1
+            warn(f"cannot read {ref.path}: {exc.strerror or exc} (after {size} bytes)")
+            return
+        stats.files += 1
+        stats.bytes += size
+    finally:
+        os.close(fd)
+
+
+def iter_stdin(stats: ScanStats, path: str = "-") -> Iterator[Chunk]:
+    """Standard input, scanned line by line as it arrives (``kubectl logs -f | kascan scan -``)."""
+    fd = 0
+    size = 0
+
+    def read(n: int) -> bytes:
+        nonlocal size
+        block = os.read(fd, min(n, 1 << 16))
+        size += len(block)
+        return block
+
+    yield from iter_stream(read, path, by_line=True)
+    stats.files += 1
+    stats.bytes += size
+
+
+def resolve_roots(paths: Sequence[str]) -> list[tuple[str, Path | None]]:
+    """Check every PATH before scanning anything: a missing one is a usage error."""
+    from kascan.errors import KascanError
+
+    out: list[tuple[str, Path | None]] = []
+    for p in paths:
+        if p == "-":
+            out.append((p, None))
+            continue
+        path = Path(p)
+        try:
+            path.stat()
+        except FileNotFoundError:
+            raise KascanError(f"no such file or directory: {p}") from None
+        except OSError as exc:
+            raise KascanError(f"cannot read {p}: {exc.strerror or exc}") from None
+        out.append((p, path))
+    return out

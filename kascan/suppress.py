@@ -1,0 +1,60 @@
+"""Candidates in, findings out: drop what a reason says to drop, and count every drop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from kascan.errors import KascanError
+from kascan.model import Candidate, Finding
+from kascan.stats import ScanStats
+
+
+def load_baseline(path: Path) -> frozenset[str]:
+    """Fingerprints listed in a JSON report written earlier by kascan."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KascanError(f"cannot read baseline {path}: {reason}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KascanError(f"cannot read baseline {path}: not JSON (line {exc.lineno})") from None
+    findings = doc.get("findings") if isinstance(doc, dict) else None
+    if not isinstance(findings, list):
+        raise KascanError(f"cannot read baseline {path}: not a kascan JSON report (no findings)")
+    out: set[str] = set()
+    for item in findings:
+        fp = item.get("fingerprint") if isinstance(item, dict) else None
+        if not isinstance(fp, str) or not fp.startswith("sha256:"):
+            raise KascanError(f"cannot read baseline {path}: a finding has no sha256 fingerprint")
+        out.add(fp)
+    return frozenset(out)
+
+
+def in_baseline(finding: Finding, baseline: frozenset[str]) -> bool:
+    return finding.fingerprint in baseline
+
+
+def suppress(
+    candidates: Iterable[Candidate], baseline: frozenset[str], stats: ScanStats
+) -> Iterator[Finding]:
+    seen: set[tuple[object, ...]] = set()
+    for cand in candidates:
+        stats.candidates += 1
+        finding = cand.finding
+        if cand.drop is not None:
+            stats.dropped[cand.drop] += 1
+            continue
+        if in_baseline(finding, baseline):
+            stats.dropped["baseline"] += 1
+            continue
+        key = (*finding.sort_key(), finding.fingerprint, finding.decoded)
+        if key in seen:
+            stats.dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        stats.reported += 1
+        yield finding
