@@ -324,8 +324,6 @@ def scan(
         if cfg.baseline is not None and cfg.baseline not in baseline_paths:
             baseline_paths.append(cfg.baseline)
     baseline = load_baselines(baseline_paths)
-    if not no_ignore or opts.excludes:
-        pass
 
     def chunks(rep: Reporter) -> Iterator[Chunk]:
         for msg in early:
@@ -337,15 +335,14 @@ def scan(
                 from kascan.ignore import Ignorer
 
                 cfg = configs[arg]
-                patterns = (*cfg.exclude, *opts.excludes)
-                ignorer = (
-                    Ignorer.for_root(path, patterns)
-                    if not no_ignore
-                    else (Ignorer.for_root(path, patterns, use_git=False) if patterns else None)
-                )
-                if no_ignore and ignorer is not None:
-                    # --no-ignore drops ignore files, not the excludes asked for explicitly
-                    ignorer = Ignorer(ignorer.top, ignorer.root_rel, patterns, [])
+                if no_ignore:  # only the excludes asked for on the command line
+                    ignorer = (
+                        Ignorer.for_root(path, opts.excludes, use_git=False)
+                        if opts.excludes
+                        else None
+                    )
+                else:
+                    ignorer = Ignorer.for_root(path, (*cfg.exclude, *opts.excludes))
                 prefix = _display_prefix(arg, many)
                 for ref in iter_tree(path, prefix, ignorer, stats, rep.warn, follow_symlinks):
                     yield from read_file(ref, stats, rep.warn)

@@ -75,8 +75,10 @@ class Ignorer:
         root_rel: str,
         kascan_patterns: Sequence[str],
         git_levels: Sequence[_Level],
+        use_git: bool = True,
     ) -> None:
         self.top = top
+        self.use_git = use_git
         self.root_rel = root_rel
         spec = _spec(kascan_patterns)
         self._kascan = _Level(root_rel, spec) if spec else None
@@ -86,8 +88,8 @@ class Ignorer:
     def for_root(cls, root: Path, excludes: Sequence[str], use_git: bool = True) -> Ignorer:
         root = root.resolve()
         patterns = list(excludes)
-        kascanignore = root / ".kascanignore"
-        patterns[:0] = _read_lines(kascanignore)
+        if use_git:
+            patterns[:0] = _read_lines(root / ".kascanignore")
         repo = find_repo_root(root) if use_git else None
         top = repo or root
         root_rel = root.relative_to(top).as_posix()
@@ -110,11 +112,11 @@ class Ignorer:
                     spec = _spec(_read_lines(top / base / ".gitignore"))
                     if spec:
                         levels.append(_Level(base, spec))
-        return cls(top, root_rel, patterns, levels)
+        return cls(top, root_rel, patterns, levels, use_git)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = _spec(_read_lines(gitignore))
+        spec = _spec(_read_lines(gitignore)) if self.use_git else None
         if spec is None:
             return False
         self._git.append(_Level(self._top_rel(rel_dir), spec))
