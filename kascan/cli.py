@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TypeVar
 
 import click
 
@@ -364,8 +364,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("kascan: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.message = scrub(exc.message)
-        exc.show()
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n"
+            click.echo(exc.ctx.get_usage() + "\n" + hint, err=True)
+        click.echo(f"Error: {scrub(exc.format_message())}", err=True)
         sys.exit(exc.exit_code if exc.exit_code else 2)
     except BrokenPipeError:
         _quiet_pipe()
@@ -387,7 +389,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _quiet_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-
-
-def _stdout() -> TextIO:
-    return sys.stdout

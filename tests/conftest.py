@@ -100,7 +100,7 @@ def env(home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def run_cli(env: dict[str, str]) -> Callable[..., Result]:
-    """``run_cli("scan", path, cwd=..., input=..., extra_env=...)``: the real CLI in a subprocess."""
+    """``run_cli("scan", path, cwd=..., input=...)``: the real CLI in a subprocess."""
 
     def run(
         *args: str | os.PathLike[str],
