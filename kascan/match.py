@@ -50,7 +50,9 @@ def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
         pos = find(_PREFIX, pos + 1, hi)
 
 
-def _regex_hits(rule: Rule, text: str, lo: int, hi: int, warn: Warn) -> Iterator[_Hit]:
+def _regex_hits(
+    rule: Rule, text: str, lo: int, hi: int, warn: Warn, timed_out: set[str]
+) -> Iterator[_Hit]:
     pattern = rule.compiled()
     group = rule.secret_group or (1 if pattern.groups == 1 else 0)
     try:
@@ -64,7 +66,12 @@ def _regex_hits(rule: Rule, text: str, lo: int, hi: int, warn: Warn) -> Iterator
                 continue
             yield _Hit(rule, start, m.group(group), m.group(0))
     except TimeoutError:
-        warn(f"rule {rule.id!r} timed out after {REGEX_TIMEOUT:g}s on a chunk; skipped there")
+        if rule.id not in timed_out:
+            timed_out.add(rule.id)
+            warn(
+                f"rule {rule.id!r} timed out after {REGEX_TIMEOUT:g}s; skipped where it does "
+                "(the rest of the scan goes on)"
+            )
 
 
 def _body(secret: str) -> str:
@@ -79,11 +86,16 @@ def _chars(data: bytes) -> int:
 def find_candidates(
     chunks: Iterable[Chunk], rules: RuleSet, warn: Warn = _no_warn
 ) -> Iterator[Candidate]:
+    timed_out: set[str] = set()
     for chunk in chunks:
-        yield from scan_chunk(chunk, rules, warn)
+        yield from scan_chunk(chunk, rules, warn, timed_out)
 
 
-def scan_chunk(chunk: Chunk, rules: RuleSet, warn: Warn = _no_warn) -> Iterator[Candidate]:
+def scan_chunk(
+    chunk: Chunk, rules: RuleSet, warn: Warn = _no_warn, timed_out: set[str] | None = None
+) -> Iterator[Candidate]:
+    if timed_out is None:
+        timed_out = set()
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
     if hi <= lo:
@@ -104,7 +116,7 @@ def scan_chunk(chunk: Chunk, rules: RuleSet, warn: Warn = _no_warn) -> Iterator[
                 continue
         if text is None:
             text = data.decode("latin-1")  # one char per byte: offsets stay byte offsets
-        hits.extend(_regex_hits(rule, text, lo, hi, warn))
+        hits.extend(_regex_hits(rule, text, lo, hi, warn, timed_out))
     if not hits:
         return
     hits = [h for h in hits if lo <= h.start < hi]

@@ -1,0 +1,177 @@
+"""Hostile input and faults: property tests against a reference, time limits, signals, pipes."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kascan.match import find_candidates
+from kascan.model import Chunk
+from kascan.rules import builtin_rules
+from kascan.sources.stream import iter_stream
+
+from .conftest import ALNUM, PREFIX, Result, findings_of, make_key, write_files
+
+Run = Callable[..., Result]
+RULES = builtin_rules()
+_REFERENCE = re.compile(rb"(?<![A-Za-z0-9_])ka_live_[A-Za-z0-9]{32}(?![A-Za-z0-9])")
+
+
+def reference(data: bytes) -> list[tuple[int, int, str]]:
+    """The spec, written the slow and obvious way."""
+    out = []
+    for m in _REFERENCE.finditer(data):
+        before = data[: m.start()]
+        line_start = before.rfind(b"\n") + 1
+        col = len(before[line_start:].decode("utf-8", "replace")) + 1
+        out.append((before.count(b"\n") + 1, col, m.group().decode()))
+    return out
+
+
+def kascan_windows(data: bytes, window: int) -> list[tuple[int, int, str]]:
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        block = data[pos : pos + min(n, window)]
+        pos += len(block)
+        return block
+
+    chunks = iter_stream(read, "f", window=window)
+    return [
+        (c.finding.line, c.finding.column, c.finding.secret.value)
+        for c in find_candidates(chunks, RULES)
+    ]
+
+
+_pieces = st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"\n", b"\r\n", b"_", b"x", b" ", b"\xff", "é".encode(), b"ka_live_", b"ka_"]),
+    st.text(alphabet=ALNUM, min_size=30, max_size=34).map(lambda s: (PREFIX + s).encode()),
+    st.randoms(use_true_random=False).map(lambda r: make_key(r).encode()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(_pieces, max_size=40), window=st.integers(min_value=48, max_value=300))
+def test_matcher_equals_reference_at_any_window(pieces: list[bytes], window: int) -> None:
+    data = b"".join(pieces)
+    assert kascan_windows(data, window) == reference(data)
+    assert kascan_windows(data, 1 << 20) == reference(data)
+
+
+def test_hostile_user_rule_times_out_once_and_the_scan_goes_on(
+    tmp_path: Path, run_cli: Run, key: str
+) -> None:
+    rules = tmp_path / "evil.toml"
+    rules.write_text("[[rules]]\nid = 'evil'\nregex = '''(a|aa)+$'''\n")
+    write_files(tmp_path / "t", {"a.txt": "a" * 40 + "!", "b.txt": "a" * 40 + "!\n", "c.txt": key})
+    start = time.monotonic()
+    res = run_cli("scan", tmp_path / "t", "--rules", rules, "-f", "json", timeout=60)
+    assert time.monotonic() - start < 30
+    assert res.returncode == 1
+    assert [f["path"] for f in findings_of(res)] == ["c.txt"]
+    assert res.stderr.count("rule 'evil' timed out") == 1
+    res.assert_no_leak(key)
+
+
+def test_ctrl_c_reports_what_was_found_and_exits_130(
+    tmp_path: Path, env: dict[str, str], key: str
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kascan", "scan", "-", "-f", "json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(f"token {key}\n".encode())
+    proc.stdin.flush()
+    time.sleep(1.5)  # the line is scanned; kascan now waits for more input
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    import json
+
+    doc = json.loads(out)
+    assert [f["line"] for f in doc["findings"]] == [1]
+    assert b"Traceback" not in err and b"interrupted" in err
+    assert key[len(PREFIX) :].encode() not in out + err
+
+
+def test_broken_pipe_is_a_quiet_exit(
+    tmp_path: Path, env: dict[str, str], rng: random.Random
+) -> None:
+    write_files(
+        tmp_path, {f"f{i}.txt": "\n".join(make_key(rng) for _ in range(200)) for i in range(20)}
+    )
+    proc = subprocess.run(
+        f"{sys.executable} -m kascan scan {tmp_path} | head -n 1",
+        shell=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.stdout.count(b"\n") == 1
+    assert b"Traceback" not in proc.stderr
+    assert b"Error" not in proc.stderr
+
+
+def test_failed_report_write_leaves_no_partial_file(tmp_path: Path, run_cli: Run, key: str) -> None:
+    write_files(tmp_path / "t", {"a.txt": key})
+    target = tmp_path / "out"
+    target.mkdir()  # a directory where the report file should go
+    res = run_cli("scan", tmp_path / "t", "-f", "json", "-o", target)
+    assert res.returncode == 2
+    assert "cannot write report" in res.stderr
+    assert "a.txt:1:1" in res.stderr  # the finding still reaches stderr
+    assert list(target.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t"]  # no temp file left
+    res.assert_no_leak(key)
+
+
+def test_file_vanishing_mid_scan_is_a_warning(tmp_path: Path, key: str) -> None:
+    from kascan.sources.files import iter_tree, read_file
+    from kascan.stats import ScanStats
+
+    write_files(tmp_path, {"a.txt": key, "b.txt": key})
+    stats = ScanStats()
+    warnings: list[str] = []
+    found = []
+    for ref in iter_tree(tmp_path, "", None, stats, warnings.append):
+        if ref.path == "a.txt":
+            (tmp_path / "b.txt").unlink()
+        found.extend(
+            c.finding.path for c in find_candidates(read_file(ref, stats, warnings.append), RULES)
+        )
+    assert found == ["a.txt"]
+    assert warnings == ["cannot read b.txt: No such file or directory"]
+    assert stats.unreadable == 1
+
+
+def test_reports_are_deterministic(tmp_path: Path, run_cli: Run, rng: random.Random) -> None:
+    names = [f"d{i % 7}/f{i}.txt" for i in range(60)]
+    rng.shuffle(names)
+    write_files(tmp_path / "t", {n: f"x\n{make_key(rng)}\n" for n in names})
+    first = run_cli("scan", tmp_path / "t", "-f", "json")
+    second = run_cli("scan", tmp_path / "t", "-f", "json")
+    assert first.stdout == second.stdout
+    paths = [f["path"] for f in findings_of(first)]
+    assert paths == sorted(paths) and len(paths) == 60
+
+
+def test_usage_error_is_one_clear_line(tmp_path: Path, run_cli: Run) -> None:
+    res = run_cli("scan", tmp_path, "--rules", tmp_path)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("is a directory.")
