@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kascan.match import find_candidates
-from kascan.model import Chunk
 from kascan.rules import builtin_rules
 from kascan.sources.stream import iter_stream
 
