@@ -55,16 +55,14 @@ def parse_output(value: str, default_fmt: str) -> Output:
     return Output(EXTENSIONS.get(ext, default_fmt), Path(value))
 
 
-def plan_outputs(fmt: str, fmt_given: bool, outputs: Sequence[str]) -> tuple[Output, ...]:
+def plan_outputs(fmt: str, outputs: Sequence[str]) -> tuple[Output, ...]:
     """``-o`` files; stdout gets the ``--format`` report unless an ``-o`` already takes it."""
     parsed = [parse_output(o, fmt) for o in outputs]
     if not parsed:
         return (Output(fmt, None),)
     if any(o.path is None for o in parsed):
         return tuple(parsed)
-    if (fmt_given and all(o.fmt != fmt for o in parsed)) or (
-        not fmt_given and fmt == "text" and all(o.fmt != "text" for o in parsed)
-    ):
+    if all(o.fmt != fmt for o in parsed):
         parsed.insert(0, Output(fmt, None))
     return tuple(parsed)
 
@@ -139,7 +137,7 @@ def _options(command: str, **kw: object) -> Options:
         baselines=tuple(kw.get("baselines") or ()),  # type: ignore[arg-type]
         config=kw.get("config"),  # type: ignore[arg-type]
         fmt=fmt,
-        outputs=plan_outputs(fmt, fmt_opt is not None, list(outputs)),  # type: ignore[call-overload]
+        outputs=plan_outputs(fmt, list(outputs)),  # type: ignore[call-overload]
         show_secrets=bool(kw.get("show_secrets")),
         quiet=bool(kw.get("quiet")),
         color=str(kw.get("color") or "auto"),
