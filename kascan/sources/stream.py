@@ -7,13 +7,33 @@ from collections.abc import Callable, Iterator
 
 from kascan.model import Chunk
 
-WINDOW = 4 << 20  # bytes per chunk
+WINDOW = 1 << 20  # bytes per chunk
 OVERLAP = 4096  # longest match that may straddle a window edge
 CONTEXT = 256  # bytes kept before each window for boundary checks and look-behind
 
 
+_PIECE = 1 << 16
+
+
+def _continuations(data: bytes, start: int, end: int) -> bool:
+    return all(0x80 <= b < 0xC0 for b in data[start:end])
+
+
 def _columns(data: bytes) -> int:
-    return len(data.decode("utf-8", "replace"))
+    """Characters in ``data`` as ``len(data.decode("utf-8", "replace"))`` counts them, decoded in
+    pieces cut before a non-continuation byte so that a long line costs no big temporary string."""
+    n = len(data)
+    if n <= _PIECE:
+        return len(data.decode("utf-8", "replace"))
+    total, start = 0, 0
+    while start < n:
+        end = min(start + _PIECE, n)
+        # safe to cut before a byte that starts a character, or after three continuation bytes
+        while end < n and 0x80 <= data[end] < 0xC0 and not _continuations(data, end - 3, end):
+            end -= 1
+        total += len(data[start:end].decode("utf-8", "replace"))
+        start = end
+    return total
 
 
 def iter_stream(
