@@ -63,6 +63,7 @@ class Api:
 def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms per reply
 
         def log_message(self, format: str, *args: object) -> None:
             pass
