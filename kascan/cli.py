@@ -15,7 +15,7 @@ import click
 
 from kascan import __version__
 from kascan.errors import KascanError
-from kascan.model import Chunk, Finding, scrub
+from kascan.model import STATUSES, Chunk, Finding, scrub
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
 
@@ -43,6 +43,12 @@ class Options:
     color: str = "auto"
     command: str = "scan"
     notes: list[str] = field(default_factory=list)
+    verify: bool = False
+    api_url: str = ""  # checked by kascan.verify.resolve_api_url when --verify
+    verify_timeout: float = 10.0
+    verify_concurrency: int = 8
+    verify_max_time: float = 120.0
+    fail_on: str = "any"
 
 
 def parse_output(value: str, default_fmt: str) -> Output:
@@ -65,6 +71,31 @@ def plan_outputs(fmt: str, outputs: Sequence[str]) -> tuple[Output, ...]:
     if all(o.fmt != fmt for o in parsed):
         parsed.insert(0, Output(fmt, None))
     return tuple(parsed)
+
+
+FAIL_ON = ("any", "live", "live-or-unknown")
+
+
+def api_url_option(f: F) -> F:
+    return click.option(
+        "--api-url",
+        envvar="KASCAN_API_URL",
+        show_envvar=True,
+        metavar="URL",
+        help="Kubeadapt API to verify keys against (default https://public-api.kubeadapt.io). "
+        "https:// only, or http:// to a loopback address. Never read from a config file.",
+    )(f)
+
+
+def verify_timeout_option(f: F) -> F:
+    return click.option(
+        "--verify-timeout",
+        type=click.FloatRange(0.05, 120),
+        default=10.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Timeout of one verification request.",
+    )(f)
 
 
 def common_options(f: F) -> F:
@@ -119,6 +150,39 @@ def common_options(f: F) -> F:
             help="Colour in the text report.",
         ),
         click.option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
+        click.option(
+            "--verify",
+            is_flag=True,
+            help="Ask the Kubeadapt API whether each distinct key found still works (sends each "
+            "key once, over HTTPS, in an Authorization header). Without it kascan makes no "
+            "network request at all.",
+        ),
+        api_url_option,
+        verify_timeout_option,
+        click.option(
+            "--verify-concurrency",
+            type=click.IntRange(1, 32),
+            default=8,
+            show_default=True,
+            metavar="N",
+            help="Keys checked at once, over one connection pool.",
+        ),
+        click.option(
+            "--verify-max-time",
+            type=click.FloatRange(1, 3600),
+            default=120.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Overall bound on verification; keys not checked by then are 'unknown'.",
+        ),
+        click.option(
+            "--fail-on",
+            type=click.Choice(FAIL_ON),
+            default="any",
+            show_default=True,
+            help="Exit 1 on: any finding; only live or live-limited keys (needs --verify); "
+            "or any key not proven inactive (live, live-limited, unknown; needs --verify).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -131,6 +195,17 @@ def _options(command: str, **kw: object) -> Options:
     fmt_opt = kw.get("fmt")
     fmt = str(fmt_opt) if fmt_opt else "text"
     outputs = kw.get("outputs") or ()
+    verify = bool(kw.get("verify"))
+    fail_on = str(kw.get("fail_on") or "any")
+    if fail_on != "any" and not verify:
+        raise click.UsageError(
+            f"--fail-on {fail_on} needs --verify (without it kascan sends nothing to the API)"
+        )
+    api_url = ""
+    if verify:
+        from kascan.verify import resolve_api_url
+
+        api_url = resolve_api_url(str(kw.get("api_url") or ""))
     return Options(
         rules=tuple(kw.get("rules") or ()),  # type: ignore[arg-type]
         excludes=tuple(kw.get("excludes") or ()),  # type: ignore[arg-type]
@@ -142,6 +217,12 @@ def _options(command: str, **kw: object) -> Options:
         quiet=bool(kw.get("quiet")),
         color=str(kw.get("color") or "auto"),
         command=command,
+        verify=verify,
+        api_url=api_url,
+        verify_timeout=float(kw.get("verify_timeout") or 10.0),  # type: ignore[arg-type]
+        verify_concurrency=int(kw.get("verify_concurrency") or 8),  # type: ignore[call-overload]
+        verify_max_time=float(kw.get("verify_max_time") or 120.0),  # type: ignore[arg-type]
+        fail_on=fail_on,
     )
 
 
@@ -157,7 +238,11 @@ class Reporter:
             opts.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         )
         self.ctx = ReportContext(
-            stats, show_secrets=opts.show_secrets, color=color, command=opts.command
+            stats,
+            show_secrets=opts.show_secrets,
+            color=color,
+            command=opts.command,
+            verified=opts.verify,
         )
 
     def warn(self, message: str) -> None:
@@ -239,14 +324,52 @@ def run_pipeline(
     error: BaseException | None = None
     try:
         candidates = find_candidates(chunks(reporter), rules, reporter.warn)
-        for finding in suppress(candidates, baseline, stats):
+        findings: Iterator[Finding] = suppress(candidates, baseline, stats)
+        if opts.verify:
+            from kascan.verify import verify_findings
+
+            findings = verify_findings(
+                findings,
+                opts.api_url,
+                timeout=opts.verify_timeout,
+                concurrency=opts.verify_concurrency,
+                budget=opts.verify_max_time,
+            )
+        for finding in findings:
             reporter.add(finding)
     except (KascanError, KeyboardInterrupt) as exc:
         error = exc
-    reporter.finish(notes())
+    reporter.finish([*notes(), *verification_notes(opts, reporter.findings)])
     if error is not None:
         raise error
-    return 1 if reporter.findings else 0
+    return exit_status(reporter.findings, opts.fail_on)
+
+
+def exit_status(findings: Sequence[Finding], fail_on: str) -> int:
+    """1 when a finding counts under ``--fail-on``, else 0."""
+    if fail_on == "any":
+        return 1 if findings else 0
+    failing = {"live", "live-limited"}
+    if fail_on == "live-or-unknown":
+        failing |= {"unknown", "unchecked"}
+    return 1 if any(f.verification.status in failing for f in findings) else 0
+
+
+def verification_notes(opts: Options, findings: Sequence[Finding]) -> list[str]:
+    if not opts.verify:
+        return []
+    from collections import Counter
+
+    by_key = {f.fingerprint: f.verification.status for f in findings}
+    counts = Counter(by_key.values())
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+    notes = [
+        f"verified {len(by_key)} distinct keys against {opts.api_url}"
+        + (f": {parts}." if parts else ".")
+    ]
+    if opts.fail_on != "any":
+        notes.append(f"exit status counts only keys that are {opts.fail_on} (--fail-on).")
+    return notes
 
 
 def load_baselines(paths: Sequence[Path]) -> frozenset[str]:
@@ -349,6 +472,51 @@ def scan(
                 yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
 
     return run_pipeline(opts, stats, chunks, baseline)
+
+
+@cli.command("verify")
+@click.argument("key", required=False, metavar="[KEY]")
+@api_url_option
+@verify_timeout_option
+def verify_command(key: str | None, api_url: str | None, verify_timeout: float) -> int:
+    """Check whether one key still works. Reads it from stdin when KEY is not given (so it
+    stays out of shell history).
+
+    Exit codes: 1 live or live-limited (revoke it now), 0 inactive, 2 unknown (could not tell)
+    or an error.
+    """
+    from kascan.verify import MEANING, Verifier, VerifySettings, is_key, resolve_api_url
+
+    url = resolve_api_url(api_url)
+    if key is None:
+        if sys.stdin.isatty():
+            key = click.prompt("Kubeadapt API key", hide_input=True, err=True)
+        else:
+            key = sys.stdin.buffer.read(4097).decode("utf-8", "replace")
+    value = (key or "").strip()
+    if not is_key(value):
+        raise KascanError(
+            "not a Kubeadapt API key: expected ka_" + "live_ and 32 letters or digits "
+            f"(got {len(value)} characters)"
+        )
+    from kascan.model import Secret
+
+    verifier = Verifier(VerifySettings(url, timeout=verify_timeout, concurrency=1))
+    try:
+        v = verifier.check(Secret(value))
+    finally:
+        verifier.close()
+    click.echo(f"{v.status}: {MEANING[v.status]}")
+    if v.organization or v.organization_id:
+        org = v.organization or ""
+        if v.organization_id:
+            org = f"{org} (id {v.organization_id})".strip()
+        click.echo(f"organization: {org}")
+    if v.detail:
+        click.echo(f"detail: {v.detail}")
+    if v.status in ("live", "live-limited"):
+        return 1
+    return 0 if v.status == "inactive" else 2
 
 
 def main(argv: Sequence[str] | None = None) -> None:

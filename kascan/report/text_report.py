@@ -31,9 +31,14 @@ def format_finding(f: Finding, ctx: ReportContext) -> str:
         parts.append(f"commit {f.commit.sha[:12]} by {f.commit.author} on {f.commit.date}")
     status = f.verification.status
     if status != "unchecked":
+        v = f.verification
         advice = _ADVICE.get(status, status)
-        org = f.verification.organization
-        if org:
+        if status == "unknown" and v.detail:
+            advice = f"unknown ({v.detail}): could not check; treat as live until proven otherwise"
+        if v.organization or v.organization_id:
+            org = " ".join(
+                x for x in (v.organization, v.organization_id and f"id {v.organization_id}") if x
+            )
             advice += f" [organization: {org}]"
         parts.append(_style(advice, "1;31" if status.startswith("live") else "2", ctx))
     return "  ".join(parts)
