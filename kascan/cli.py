@@ -43,6 +43,8 @@ class Options:
     color: str = "auto"
     command: str = "scan"
     notes: list[str] = field(default_factory=list)
+    sarif_category: str | None = None
+    path_prefix: str = ""
 
 
 def parse_output(value: str, default_fmt: str) -> Output:
@@ -112,6 +114,20 @@ def common_options(f: F) -> F:
             is_flag=True,
             help="Print full keys in reports (never the default).",
         ),
+        click.option(
+            "--sarif-category",
+            envvar="KASCAN_SARIF_CATEGORY",
+            metavar="ID",
+            help="SARIF runAutomationDetails.id: the code scanning category of this run "
+            "(env KASCAN_SARIF_CATEGORY).",
+        ),
+        click.option(
+            "--path-prefix",
+            metavar="PREFIX",
+            default="",
+            help="Prepend PREFIX to paths in SARIF and GitHub annotations, so they are relative "
+            "to the repository root when a subdirectory is scanned.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress."),
         click.option(
             "--color",
@@ -144,6 +160,8 @@ def _options(command: str, **kw: object) -> Options:
         quiet=bool(kw.get("quiet")),
         color=str(kw.get("color") or "auto"),
         command=command,
+        sarif_category=str(kw["sarif_category"]) if kw.get("sarif_category") else None,
+        path_prefix=str(kw.get("path_prefix") or ""),
     )
 
 
@@ -159,7 +177,12 @@ class Reporter:
             opts.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         )
         self.ctx = ReportContext(
-            stats, show_secrets=opts.show_secrets, color=color, command=opts.command
+            stats,
+            show_secrets=opts.show_secrets,
+            color=color,
+            command=opts.command,
+            sarif_category=opts.sarif_category,
+            path_prefix=opts.path_prefix,
         )
 
     def warn(self, message: str) -> None:
@@ -238,6 +261,7 @@ def run_pipeline(
 
     rules = load_rules(opts.rules)
     reporter = Reporter(opts, stats)
+    reporter.ctx = replace(reporter.ctx, rules=rules.rules)
     error: BaseException | None = None
     try:
         candidates = find_candidates(chunks(reporter), rules, reporter.warn)
