@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("kascan: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.message = scrub(exc.message)
+        object.__setattr__(exc, "message", scrub(exc.message))  # Final in click >= 8.5
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else 2)
     except BrokenPipeError:
