@@ -155,7 +155,9 @@ def test_action_wiring() -> None:
     assert inputs["verify"]["default"] == "false"
     # every input reaches the script as INPUT_<NAME>, and only through env (no ${{ }} in run:)
     env_names = {f"INPUT_{n.upper().replace('-', '_')}" for n in inputs}
-    assert set(scan["env"]) == env_names
+    assert set(scan["env"]) == {*env_names, "KASCAN_PYTHON"}
+    assert scan["env"]["KASCAN_PYTHON"] == "${{ steps.install.outputs.python }}"
+    assert install["id"] == "install" and "$GITHUB_OUTPUT" in install["run"]
     assert "${{" not in scan["run"] and "${{" not in install["run"]
     outputs = doc["outputs"]
     assert isinstance(outputs, dict)
@@ -416,3 +418,105 @@ def test_path_mode_reports_repository_relative_paths(
     assert "| services/api/.env | 2 |  | `" in run.summary
     (r,) = results(run.sarif())
     assert location(r)[0] == "services/api/.env"
+
+
+# --- action.yml itself, run step by step the way a runner runs a composite action --------------
+
+_EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
+
+
+def _run_composite(
+    workspace: Path,
+    runner: Path,
+    env: dict[str, str],
+    event: str,
+    payload: dict[str, object],
+    inputs: dict[str, str],
+) -> tuple[dict[str, str], list[subprocess.CompletedProcess[str]]]:
+    """Evaluate ``${{ inputs.* / steps.*.outputs.* / github.workspace }}``, run each step's
+    ``run`` with bash (``-e``, like ``shell: bash``), collect step outputs, then the action's."""
+    doc = _action()
+    values = {n: str(spec.get("default", "")) for n, spec in doc["inputs"].items()}  # type: ignore[union-attr]
+    values.update(inputs)
+    step_outputs: dict[str, dict[str, str]] = {}
+    event_path = runner / "event.json"
+    event_path.write_text(json.dumps(payload))
+    summary = runner / "summary.md"
+    summary.touch()
+
+    def ev(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            expr = m.group(1)
+            if expr.startswith("inputs."):
+                return values[expr[len("inputs.") :]]
+            if expr == "github.workspace":
+                return str(workspace)
+            _, sid, _, name = expr.split(".", 3)
+            return step_outputs.get(sid, {}).get(name, "")
+
+        return _EXPR.sub(one, text)
+
+    procs = []
+    for i, step in enumerate(doc["runs"]["steps"]):  # type: ignore[index]
+        out = runner / f"output-{i}.txt"
+        out.write_text("")
+        e = dict(env)
+        e.update(
+            GITHUB_ACTIONS="true",
+            GITHUB_ACTION_PATH=str(ROOT),
+            GITHUB_EVENT_NAME=event,
+            GITHUB_EVENT_PATH=str(event_path),
+            GITHUB_WORKSPACE=str(workspace),
+            GITHUB_OUTPUT=str(out),
+            GITHUB_STEP_SUMMARY=str(summary),
+            RUNNER_TEMP=str(runner),
+        )
+        e.pop("PYTHONPATH", None)  # the installed copy must do it on its own
+        e.update({k: ev(v) for k, v in step.get("env", {}).items()})
+        cwd = ev(step.get("working-directory", str(workspace)))
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=cwd,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        procs.append(proc)
+        step_outputs[step.get("id", str(i))] = dict(
+            line.split("=", 1) for line in out.read_text().splitlines() if "=" in line
+        )
+        if proc.returncode != 0:
+            break
+    outputs = {n: ev(spec["value"]) for n, spec in doc["outputs"].items()}  # type: ignore[union-attr]
+    return outputs, procs
+
+
+@pytest.mark.slow
+def test_action_yml_installs_from_its_checkout_and_scans(
+    env: dict[str, str], tmp_path: Path, key: str
+) -> None:
+    ws, runner = tmp_path / "ws", tmp_path / "runner"
+    runner.mkdir()
+    write_files(ws, {"src/app/settings.py": f"X = 1\nKEY = '{key}'\n", "ok.txt": "fine\n"})
+    outputs, procs = _run_composite(
+        ws,
+        runner,
+        env,
+        "workflow_dispatch",
+        {},
+        {"mode": "path", "path": "src", "sarif-category": "kascan-src"},
+    )
+    install, scan = procs
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert scan.returncode == 1, scan.stdout + scan.stderr  # findings fail the step by default
+    assert outputs == {"findings": "1", "live": "0", "sarif-file": "kascan.sarif"}
+    assert "::error file=src/app/settings.py,line=2," in scan.stdout
+    for text in (scan.stdout, scan.stderr, (ws / "kascan.sarif").read_text()):
+        assert key[8:] not in text
+    doc = json.loads((ws / "kascan.sarif").read_text())
+    assert_valid_sarif(doc)
+    assert doc["runs"][0]["automationDetails"]["id"] == "kascan-src/"
+    assert "| src/app/settings.py | 2 |" in (runner / "summary.md").read_text()
+    assert (runner / "kascan-venv").is_dir()  # installed into its own venv, not the system
