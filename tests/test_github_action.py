@@ -161,7 +161,7 @@ def test_action_wiring() -> None:
     assert "${{" not in scan["run"] and "${{" not in install["run"]
     outputs = doc["outputs"]
     assert isinstance(outputs, dict)
-    for name in ("findings", "live", "sarif-file"):
+    for name in ("findings", "live", "sarif-file", "scanned"):
         assert outputs[name]["value"] == "${{ steps.scan.outputs." + name + " }}"
 
 
@@ -511,7 +511,12 @@ def test_action_yml_installs_from_its_checkout_and_scans(
     install, scan = procs
     assert install.returncode == 0, install.stderr[-2000:]
     assert scan.returncode == 1, scan.stdout + scan.stderr  # findings fail the step by default
-    assert outputs == {"findings": "1", "live": "0", "sarif-file": "kascan.sarif"}
+    assert outputs == {
+        "findings": "1",
+        "live": "0",
+        "sarif-file": "kascan.sarif",
+        "scanned": "files under src",
+    }
     assert "::error file=src/app/settings.py,line=2," in scan.stdout
     for text in (scan.stdout, scan.stderr, (ws / "kascan.sarif").read_text()):
         assert key[8:] not in text
