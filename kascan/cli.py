@@ -9,15 +9,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from kascan import __version__
 from kascan.errors import KascanError
-from kascan.model import STATUSES, Chunk, Finding, scrub
+from kascan.model import STATUSES, Candidate, Chunk, Finding, scrub
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.rules import RuleSet
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -49,6 +52,8 @@ class Options:
     verify_concurrency: int = 8
     verify_max_time: float = 120.0
     fail_on: str = "any"
+    sarif_category: str | None = None
+    path_prefix: str = ""
 
 
 def parse_output(value: str, default_fmt: str) -> Output:
@@ -141,6 +146,20 @@ def common_options(f: F) -> F:
             is_flag=True,
             help="Print full keys in reports (never the default).",
         ),
+        click.option(
+            "--sarif-category",
+            envvar="KASCAN_SARIF_CATEGORY",
+            metavar="ID",
+            help="SARIF runAutomationDetails.id: the code scanning category of this run "
+            "(env KASCAN_SARIF_CATEGORY).",
+        ),
+        click.option(
+            "--path-prefix",
+            metavar="PREFIX",
+            default="",
+            help="Prepend PREFIX to paths in SARIF and GitHub annotations, so they are relative "
+            "to the repository root when a subdirectory is scanned.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress."),
         click.option(
             "--color",
@@ -223,6 +242,8 @@ def _options(command: str, **kw: object) -> Options:
         verify_concurrency=int(kw.get("verify_concurrency") or 8),  # type: ignore[call-overload]
         verify_max_time=float(kw.get("verify_max_time") or 120.0),  # type: ignore[arg-type]
         fail_on=fail_on,
+        sarif_category=str(kw["sarif_category"]) if kw.get("sarif_category") else None,
+        path_prefix=str(kw.get("path_prefix") or ""),
     )
 
 
@@ -243,6 +264,8 @@ class Reporter:
             color=color,
             command=opts.command,
             verified=opts.verify,
+            sarif_category=opts.sarif_category,
+            path_prefix=opts.path_prefix,
         )
 
     def warn(self, message: str) -> None:
@@ -313,17 +336,26 @@ def run_pipeline(
     chunks: Callable[[Reporter], Iterator[Chunk]],
     baseline: frozenset[str],
     notes: Callable[[], Sequence[str]] = lambda: (),
+    matched: Callable[[Reporter, RuleSet], Iterator[Candidate]] | None = None,
 ) -> int:
-    """Compose the stages; whatever happens, write what was found before leaving."""
+    """Compose the stages; whatever happens, write what was found before leaving.
+
+    ``matched`` replaces the match stage for sources that must see candidates (git history
+    attributes each to the commit that introduced it)."""
     from kascan.match import find_candidates
     from kascan.rules import load_rules
     from kascan.suppress import suppress
 
     rules = load_rules(opts.rules)
     reporter = Reporter(opts, stats)
+    reporter.ctx = replace(reporter.ctx, rules=rules.rules)
     error: BaseException | None = None
     try:
-        candidates = find_candidates(chunks(reporter), rules, reporter.warn)
+        candidates = (
+            matched(reporter, rules)
+            if matched is not None
+            else find_candidates(chunks(reporter), rules, reporter.warn)
+        )
         findings: Iterator[Finding] = suppress(candidates, baseline, stats)
         if opts.verify:
             from kascan.verify import verify_findings
@@ -555,3 +587,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _quiet_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _register_commands() -> None:
+    from kascan.commands.git import git
+
+    cli.add_command(git)
+
+
+_register_commands()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kascan.model import Finding
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.rules import Rule
 
 FORMATS = ("text", "json", "sarif", "github")
 EXTENSIONS = {".json": "json", ".sarif": "sarif", ".txt": "text", ".log": "text"}
@@ -22,6 +25,9 @@ class ReportContext:
     command: str = "scan"
     verified: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)  # what could not be scanned, etc.
+    rules: tuple[Rule, ...] = ()  # the rules in force (SARIF describes the ones used)
+    sarif_category: str | None = None  # SARIF runAutomationDetails.id (code scanning category)
+    path_prefix: str = ""  # SARIF/GitHub paths: prepended to make them repository-relative
 
 
 Renderer = Callable[[Sequence[Finding], TextIO, ReportContext], None]

@@ -1,0 +1,95 @@
+"""Where a finding is, as code scanning and workflow annotations need it: a repository file.
+
+An archive member (``app.apk!assets/config.json``) is reported at the archive, since that is the
+file in the repository; the member goes into the message. ``--path-prefix`` makes the paths of a
+scanned subdirectory relative to the repository root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kascan.model import Finding
+from kascan.report import ReportContext
+
+LIVE = frozenset({"live", "live-limited"})
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    file: str  # repository-relative, "/" separators (the archive, for a member)
+    member: str | None  # the path inside the archive, ``!``-joined when nested
+
+
+def split_archive(path: str) -> tuple[str, str | None]:
+    """``a.zip!b.jar!c.txt`` -> (``a.zip``, ``b.jar!c.txt``); a plain ``!`` in a name is kept.
+
+    The part before the first ``!`` must look like a file with an extension, so a file named
+    ``hello!world.txt`` stays one path.
+    """
+    outer, sep, member = path.partition("!")
+    if sep and member and outer and "." in outer.rsplit("/", 1)[-1]:
+        return outer, member
+    return path, None
+
+
+def where(f: Finding, ctx: ReportContext) -> Where:
+    outer, member = split_archive(f.path)
+    prefix = ctx.path_prefix.replace("\\", "/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    if prefix.startswith("./"):
+        prefix = prefix[2:]
+    if outer.startswith("./"):
+        outer = outer[2:]
+    return Where(prefix + outer, member)
+
+
+def commit_text(f: Finding) -> str:
+    c = f.commit
+    if c is None:
+        return ""
+    who = f"{c.author} <{c.email}>" if c.email else c.author
+    return f"commit {c.sha[:12]} by {who} on {c.date}"
+
+
+def status_text(f: Finding) -> str:
+    """The verification status as a sentence, or '' when it was not checked."""
+    v = f.verification
+    if v.status == "unchecked":
+        return ""
+    words = {
+        "live": "LIVE: the Kubeadapt API accepts it",
+        "live-limited": "LIVE (limited scope): the Kubeadapt API accepts it",
+        "inactive": "inactive: the Kubeadapt API no longer accepts it",
+        "unknown": "unknown: it could not be checked; treat it as live",
+    }
+    text = words.get(v.status, v.status)
+    if v.organization:
+        text += f" (organization {v.organization})"
+    return text
+
+
+def message(f: Finding, w: Where) -> str:
+    """One paragraph naming the redacted key, where inside an archive, the commit and the status."""
+    parts = [f"Kubeadapt API key {f.secret.redacted} leaked"]
+    if w.member is not None:
+        parts.append(f"in archive member {w.member}")
+    if f.decoded:
+        parts.append(f"(decoded from {f.decoded})")
+    if f.commit is not None:
+        parts.append(f"in {commit_text(f)}")
+    if f.repo:
+        parts.append(f"in repository {f.repo}")
+    text = " ".join(parts) + "."
+    status = status_text(f)
+    if status:
+        text += f" Verification: {status}."
+    if f.verification.status == "inactive":
+        text += " Remove it from the code and history anyway."
+    else:
+        text += (
+            " Revoke it in the Kubeadapt dashboard (Settings → API Keys), mint a new key, "
+            "update what uses it, and remove it from history."
+        )
+    return text
