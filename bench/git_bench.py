@@ -134,7 +134,9 @@ def main() -> None:
     kascan = [sys.executable, "-m", "kascan"]
     rows = {
         "git cat-file --batch-all-objects --batch": [
-            "sh", "-c", f"git --git-dir '{repo}' cat-file --batch-all-objects --batch >/dev/null"
+            "sh",
+            "-c",
+            f"git --git-dir '{repo}' cat-file --batch-all-objects --batch >/dev/null",
         ],
         "kascan git (full history)": [*kascan, "git", str(repo), "-q"],
     }
