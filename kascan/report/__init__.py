@@ -10,8 +10,21 @@ from typing import TextIO
 from kascan.model import Finding
 from kascan.stats import ScanStats
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "keys")
 EXTENSIONS = {".json": "json", ".sarif": "sarif", ".txt": "text", ".log": "text"}
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """One repository of a multi-repository run (``kascan git`` over several repos, ``merge``)."""
+
+    repo: str
+    commits: int = 0
+    blobs: int = 0
+    findings: int = 0
+    live: int = 0
+    status: str = "scanned"  # scanned, reused (unchanged since the last sweep), failed
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,7 @@ class ReportContext:
     command: str = "scan"
     verified: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)  # what could not be scanned, etc.
+    repos: tuple[RepoSummary, ...] = ()  # per-repository summary of a multi-repository run
 
 
 Renderer = Callable[[Sequence[Finding], TextIO, ReportContext], None]
