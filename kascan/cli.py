@@ -9,15 +9,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TextIO, TypeVar
 
 import click
 
 from kascan import __version__
 from kascan.errors import KascanError
-from kascan.model import Chunk, Finding, scrub
+from kascan.model import Candidate, Chunk, Finding, scrub
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.rules import RuleSet
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -230,8 +233,12 @@ def run_pipeline(
     chunks: Callable[[Reporter], Iterator[Chunk]],
     baseline: frozenset[str],
     notes: Callable[[], Sequence[str]] = lambda: (),
+    matched: Callable[[Reporter, RuleSet], Iterator[Candidate]] | None = None,
 ) -> int:
-    """Compose the stages; whatever happens, write what was found before leaving."""
+    """Compose the stages; whatever happens, write what was found before leaving.
+
+    ``matched`` replaces the match stage for sources that must see candidates (git history
+    attributes each to the commit that introduced it)."""
     from kascan.match import find_candidates
     from kascan.rules import load_rules
     from kascan.suppress import suppress
@@ -240,7 +247,11 @@ def run_pipeline(
     reporter = Reporter(opts, stats)
     error: BaseException | None = None
     try:
-        candidates = find_candidates(chunks(reporter), rules, reporter.warn)
+        candidates = (
+            matched(reporter, rules)
+            if matched is not None
+            else find_candidates(chunks(reporter), rules, reporter.warn)
+        )
         for finding in suppress(candidates, baseline, stats):
             reporter.add(finding)
     except (KascanError, KeyboardInterrupt) as exc:
@@ -410,3 +421,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _quiet_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _stdout() -> TextIO:
+    return sys.stdout
+
+
+def _register_commands() -> None:
+    from kascan.commands.git import git
+
+    cli.add_command(git)
+
+
+_register_commands()
