@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -188,38 +188,56 @@ class RepoSelection:
     shard: tuple[int, int] | None
 
 
+@dataclass(frozen=True)
+class RepoQuery:
+    """The repository-selection options (``repo_source_options``)."""
+
+    repos_from: Path | None = None
+    github_org: str | None = None
+    github_user: str | None = None
+    github_api_url: str = "https://api.github.com"
+    include_forks: bool = False
+    exclude_archived: bool = False
+    shard: str | None = None
+
+    @classmethod
+    def pop_from(cls, kw: dict[str, object]) -> RepoQuery:
+        """Take the options out of a click command's keyword arguments."""
+        from dataclasses import fields
+
+        values = {f.name: kw.pop(f.name) for f in fields(cls) if f.name in kw}
+        q = cls(**values)  # type: ignore[arg-type]
+        return replace(q, github_api_url=q.github_api_url or "https://api.github.com")
+
+    @property
+    def fleet(self) -> bool:
+        return bool(self.repos_from or self.github_org or self.github_user or self.shard)
+
+
 def resolve_repos(
-    args: Sequence[str],
-    *,
-    repos_from: Path | None = None,
-    github_org: str | None = None,
-    github_user: str | None = None,
-    github_api_url: str = "https://api.github.com",
-    include_forks: bool = False,
-    exclude_archived: bool = False,
-    shard: str | None = None,
-    warn: Callable[[str], None] = lambda _: None,
+    args: Sequence[str], query: RepoQuery, warn: Callable[[str], None] = lambda _: None
 ) -> RepoSelection:
     """Arguments, then ``--repos-from``, then GitHub listings; de-duplicated; then the shard."""
-    picked = parse_shard(shard) if shard else None  # fail fast, before any network call
+    q = query
+    picked = parse_shard(q.shard) if q.shard else None  # fail fast, before any network call
     refs = list(args)
-    if repos_from is not None:
-        refs.extend(read_repos_file(repos_from))
+    if q.repos_from is not None:
+        refs.extend(read_repos_file(q.repos_from))
     sources: tuple[tuple[Literal["org", "user"], str | None], ...] = (
-        ("org", github_org),
-        ("user", github_user),
+        ("org", q.github_org),
+        ("user", q.github_user),
     )
     for kind, name in sources:
         if name:
             from kascan.github_api import list_repos
 
             found = list_repos(
-                github_api_url,
+                q.github_api_url,
                 kind,
                 name,
                 token=os.environ.get("GITHUB_TOKEN") or None,
-                include_forks=include_forks,
-                include_archived=not exclude_archived,
+                include_forks=q.include_forks,
+                include_archived=not q.exclude_archived,
                 warn=warn,
             )
             refs.extend(r.clone_url for r in found)

@@ -27,6 +27,7 @@ class LoadedReport:
     findings: list[Finding]
     stats: ScanStats
     repos: list[RepoSummary]
+    digest: str = ""  # sha256 of the file: the same report given twice is read once
 
 
 def _str(d: dict[str, object], key: str) -> str | None:
@@ -153,4 +154,8 @@ def load_report(path: Path) -> LoadedReport:
     except ValueError as exc:
         raise KascanError(f"cannot read report {path}: {exc}") from None
     command = doc.get("command")
-    return LoadedReport(path, command if isinstance(command, str) else "", findings, stats, repos)
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    cmd = command if isinstance(command, str) else ""
+    return LoadedReport(path, cmd, findings, stats, repos, digest)

@@ -27,7 +27,7 @@ from kascan.fleet import (
 from kascan.model import Finding, Secret
 from kascan.stats import ScanStats
 
-from .conftest import ROOT, GitRepo, Result
+from .conftest import ROOT, GitRepo, Result, findings_of
 
 Run = Callable[..., Result]
 
@@ -131,6 +131,7 @@ class FakeGitHub:
     url: str = ""
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     limited_once: set[str] = field(default_factory=set)
+    local: list[str] = field(default_factory=list)  # clone URLs listed by /orgs/local/repos
 
     def repo(self, i: int, fork: bool = False, archived: bool = False) -> dict[str, object]:
         return {
@@ -180,6 +181,13 @@ def _github_handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 }[page]
                 link = f'<{base}&page={page + 1}>; rel="next", <{base}&page=3>; rel="last"'
                 self.send(200, items, {"Link": link} if page < 3 else {})
+            elif path == "/orgs/local/repos":
+                items = [{"full_name": u, "clone_url": u, "fork": False} for u in gh.local]
+                half = len(items) // 2
+                if page == 1:
+                    self.send(200, items[:half], {"Link": f'<{base}&page=2>; rel="next"'})
+                else:
+                    self.send(200, items[half:])
             elif path == "/users/solo/repos":
                 self.send(200, [gh.repo(7)])
             elif path == "/orgs/html/repos":
@@ -351,6 +359,150 @@ def test_sweep_failure_isolated_and_state_resumes(
     assert calls == names[:1]  # other rules: the recorded scan is not reused
 
 
+# --- kascan git over many repositories ------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    repos: list[GitRepo]
+    urls: list[str]
+    keys: list[str]
+    listing: Path
+
+
+@pytest.fixture
+def fleet(
+    tmp_path: Path, make_repo: Callable[[Path], GitRepo], keys: Callable[[int], list[str]]
+) -> Fleet:
+    """8 repositories; key 0 is committed in r0 (first) and later in r5 too; r3 has no key."""
+    ks = keys(8)
+    repos = []
+    for i in range(8):
+        r = make_repo(tmp_path / "fleet" / f"r{i}")
+        r.commit("readme", {"README.md": f"repo {i}\n"})
+        if i != 3:
+            r.commit("config", {f"conf/{i}.env": f"KEY={ks[i]}\n"})
+        repos.append(r)
+    repos[5].commit("copy", {"copied.txt": f"x = {ks[0]}\n"})
+    urls = [f"file://{r.path}" for r in repos]
+    listing = tmp_path / "repos.txt"
+    listing.write_text("# the fleet\n" + "\n".join(urls) + "\n")
+    return Fleet(repos, urls, ks, listing)
+
+
+def _report(path: Path) -> dict[str, object]:
+    doc: dict[str, object] = json.loads(path.read_text())
+    return doc
+
+
+def test_shards_merged_equal_an_unsharded_sweep(tmp_path: Path, run_cli: Run, fleet: Fleet) -> None:
+    whole = run_cli(
+        "git", "--repos-from", fleet.listing, "-o", tmp_path / "all.json", "--jobs", "2"
+    )
+    assert whole.returncode == 1, whole.stderr
+    whole.assert_no_leak(*fleet.keys)
+    shard_files = []
+    for i in range(3):
+        out = tmp_path / f"shard-{i}.json"
+        res = run_cli(
+            "git", "--repos-from", fleet.listing, "--shard", f"{i}/3", "-f", "json", "-o", out
+        )
+        assert res.returncode in (0, 1), res.stderr
+        assert f"(shard {i}/3 of 8)" in res.output
+        shard_files.append(out)
+    shard_repos = [{r["repo"] for r in _report(f)["repos"]} for f in shard_files]  # type: ignore[union-attr]
+    assert sum(len(s) for s in shard_repos) == 8 and set().union(*shard_repos) == set(fleet.urls)
+    merged = run_cli("merge", *shard_files, shard_files[0], "-f", "json")  # shard 0 twice
+    assert merged.returncode == 1, merged.stderr
+    assert "is the same report as" in merged.stderr
+    merged.assert_no_leak(*fleet.keys)
+    unsharded = _report(tmp_path / "all.json")
+    assert findings_of(merged) == unsharded["findings"]
+    assert len(unsharded["findings"]) == 8  # type: ignore[arg-type]
+    msum, usum = merged.json()["summary"], unsharded["summary"]
+    assert isinstance(msum, dict) and isinstance(usum, dict)
+    for k in ("commits", "blobs", "bytes", "candidates"):
+        assert msum[k] == usum[k], k
+    assert msum["reported"] == 8
+    assert sorted(merged.json()["repos"], key=str) == sorted(unsharded["repos"], key=str)  # type: ignore[arg-type]
+
+    by_key = run_cli("merge", *shard_files, "--by-key")
+    assert by_key.returncode == 1
+    by_key.assert_no_leak(*fleet.keys)
+    block = by_key.stdout[by_key.stdout.index(fleet.keys[0][:12]) :].split("\n")
+    assert "2 locations in 2 repos" in block[0]
+    c0 = fleet.repos[0].git("rev-parse", "HEAD")
+    assert f"first commit: 2024-01-02T12:00:00+00:00 {c0[:12]} by Test Author" in block[1]
+    assert f"in {fleet.urls[0]}:conf/0.env" in block[1]
+    assert block[2:4] == [
+        f"  {fleet.urls[0]}: conf/0.env:1:5",
+        f"  {fleet.urls[5]}: copied.txt:1:5",
+    ]
+    assert "7 distinct keys (0 live) in 7 repositories; 8 findings" in by_key.stdout
+
+
+def test_a_failing_repository_does_not_stop_the_others(
+    tmp_path: Path, run_cli: Run, fleet: Fleet
+) -> None:
+    bad = f"file://{tmp_path}/missing-repo"
+    with fleet.listing.open("a") as fh:
+        fh.write(bad + "\n")
+    out = tmp_path / "out.json"
+    res = run_cli("git", "--repos-from", fleet.listing, "-o", out, "--jobs", "2")
+    assert res.returncode == 2, res.stderr
+    res.assert_no_leak(*fleet.keys)
+    assert "1 of 9 repositories could not be scanned" in res.stderr
+    doc = _report(out)
+    assert len(doc["findings"]) == 8  # type: ignore[arg-type]
+    status = {r["repo"]: r["status"] for r in doc["repos"]}  # type: ignore[union-attr]
+    assert status[bad] == "failed" and [status[u] for u in fleet.urls] == ["scanned"] * 8
+    assert f"repo {bad}: 0 commits" in res.stdout and "FAILED: cannot clone" in res.stdout
+
+
+def test_resumed_sweep_rescans_only_the_changed_repository(
+    tmp_path: Path, run_cli: Run, fleet: Fleet, key: str
+) -> None:
+    state = tmp_path / "state"
+    first = run_cli("git", "--repos-from", fleet.listing, "--state", state, "-f", "json")
+    assert first.returncode == 1, first.stderr
+    assert {r["status"] for r in first.json()["repos"]} == {"scanned"}  # type: ignore[union-attr]
+    files = list(state.iterdir())
+    assert len(files) == 8 and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert not any(k[12:] in f.read_text() for f in files for k in fleet.keys)
+
+    fleet.repos[3].commit("oops", {"late.env": f"K={key}\n"})
+    again = run_cli("git", "--repos-from", fleet.listing, "--state", state, "-f", "json")
+    assert again.returncode == 1, again.stderr
+    status = {r["repo"]: r["status"] for r in again.json()["repos"]}  # type: ignore[union-attr]
+    assert status == {u: "scanned" if i == 3 else "reused" for i, u in enumerate(fleet.urls)}
+    got = {(f["repo"], f["path"], f["fingerprint"]) for f in findings_of(again)}
+    before = {(f["repo"], f["path"], f["fingerprint"]) for f in findings_of(first)}
+    assert got == before | {(fleet.urls[3], "late.env", Secret(key).fingerprint)}
+    assert "7 unchanged since the last sweep (findings reused)" in again.stderr
+    # other rules: nothing is reused
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[rules]]\nid = \"x\"\nregex = 'zzz_[0-9]{20}'\n")
+    third = run_cli(
+        "git", "--repos-from", fleet.listing, "--state", state, "--rules", rules, "-f", "json"
+    )
+    assert {r["status"] for r in third.json()["repos"]} == {"scanned"}  # type: ignore[union-attr]
+
+
+def test_github_org_sweep_clones_the_listed_repositories(
+    github: FakeGitHub, run_cli: Run, fleet: Fleet
+) -> None:
+    github.local = fleet.urls[:4]
+    res = run_cli("git", "--github-org", "local", "--github-api-url", github.url, "-f", "json")
+    assert res.returncode == 1, res.stderr
+    assert {f["repo"] for f in findings_of(res)} == {fleet.urls[i] for i in (0, 1, 2)}
+    assert [r["repo"] for r in res.json()["repos"]] == fleet.urls[:4]  # type: ignore[union-attr]
+
+
+def test_repository_options_do_not_mix_with_patch_modes(run_cli: Run, fleet: Fleet) -> None:
+    res = run_cli("git", "--repos-from", fleet.listing, "--staged")
+    assert res.returncode == 2 and "scan one repository" in res.stderr
+
+
 # --- examples -------------------------------------------------------------------------------------
 
 EXAMPLES = ROOT / "examples"
@@ -425,3 +577,24 @@ def test_dockerfile_copies_what_the_package_needs() -> None:
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), src
     assert "USER 10001" in text
+
+
+def test_by_key_puts_live_keys_first(tmp_path: Path, run_cli: Run, fleet: Fleet) -> None:
+    res = run_cli("git", *fleet.urls[:3], "--by-key", "-o", tmp_path / "a.json")
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.count(" UNCHECKED ") == 3
+    doc = _report(tmp_path / "a.json")
+    found = doc["findings"]
+    assert isinstance(found, list)
+    live = next(f for f in found if f["repo"] == fleet.urls[2])
+    live["verification"] = {"status": "live", "organization": "Acme"}  # as a verified run says
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    merged = run_cli("merge", tmp_path / "a.json", "-f", "keys")
+    assert merged.returncode == 1, merged.stderr
+    lines = merged.stdout.splitlines()
+    assert lines[0].startswith(fleet.keys[2][:12] + "…  LIVE [organization: Acme]  1 location")
+    assert "1 live" in lines[-1]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"findings": [{"secret": "x"}]}')
+    err = run_cli("merge", tmp_path / "a.json", bad)
+    assert err.returncode == 2 and "cannot read report" in err.stderr and str(bad) in err.stderr

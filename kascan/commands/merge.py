@@ -107,6 +107,16 @@ def merge(reports: tuple[Path, ...], by_key: bool, **kw: object) -> int:
     opts = _options("merge", **kw)
     loaded = [load_report(p) for p in reports]
     stats = ScanStats()
+    reporter = Reporter(opts, stats)
+    seen: dict[str, Path] = {}
+    unique = []
+    for rep in loaded:
+        if rep.digest in seen:
+            reporter.warn(f"{rep.path} is the same report as {seen[rep.digest]}: read once")
+            continue
+        seen[rep.digest] = rep.path
+        unique.append(rep)
+    loaded = unique
     for rep in loaded:
         stats.merge(rep.stats)
     findings = merge_findings([r.findings for r in loaded], stats)
@@ -116,7 +126,6 @@ def merge(reports: tuple[Path, ...], by_key: bool, **kw: object) -> int:
         findings = [f for f in findings if f.fingerprint not in baseline]
         stats.dropped["baseline"] += before - len(findings)
     stats.reported = len(findings)
-    reporter = Reporter(opts, stats)
     repos = merge_repos([s for r in loaded for s in r.repos], findings, reporter.warn)
     reporter.ctx = replace(reporter.ctx, repos=tuple(repos))
     for f in findings:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from kascan.fleet import repo_source_options, resolve_repos
+from kascan.fleet import RepoQuery, repo_source_options, resolve_repos
 
 
 @click.command()
 @click.argument("repos", nargs=-1, metavar="[REPO]...")
 @repo_source_options
-def repos(
-    repos: tuple[str, ...],
-    repos_from: Path | None,
-    github_org: str | None,
-    github_user: str | None,
-    github_api_url: str,
-    include_forks: bool,
-    exclude_archived: bool,
-    shard: str | None,
-) -> int:
+def repos(repos: tuple[str, ...], **kw: object) -> int:
     """List the repositories (paths or clone URLs) that `kascan git` would scan, one a line.
 
     Takes the same selection options as `kascan git`: a dry run of a sweep or a shard.
@@ -30,17 +19,7 @@ def repos(
     def warn(msg: str) -> None:
         click.echo(f"kascan: warning: {msg}", err=True)
 
-    sel = resolve_repos(
-        repos,
-        repos_from=repos_from,
-        github_org=github_org,
-        github_user=github_user,
-        github_api_url=github_api_url,
-        include_forks=include_forks,
-        exclude_archived=exclude_archived,
-        shard=shard,
-        warn=warn,
-    )
+    sel = resolve_repos(repos, RepoQuery.pop_from(kw), warn)
     for r in sel.repos:
         click.echo(r)
     where = f" (shard {sel.shard[0]}/{sel.shard[1]} of {sel.listed})" if sel.shard else ""
