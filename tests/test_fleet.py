@@ -498,9 +498,19 @@ def test_github_org_sweep_clones_the_listed_repositories(
     assert [r["repo"] for r in res.json()["repos"]] == fleet.urls[:4]  # type: ignore[union-attr]
 
 
-def test_repository_options_do_not_mix_with_patch_modes(run_cli: Run, fleet: Fleet) -> None:
+def test_repository_options_do_not_mix_with_patch_modes(
+    tmp_path: Path, run_cli: Run, fleet: Fleet, key: str
+) -> None:
     res = run_cli("git", "--repos-from", fleet.listing, "--staged")
-    assert res.returncode == 2 and "scan one repository" in res.stderr
+    assert res.returncode == 2 and "do not go with --repos-from" in res.stderr
+    # pre-commit passes file names after --staged: still the staged scan, not a sweep
+    r0 = fleet.repos[0]
+    r0.write("new.env", f"K={key}\n")
+    r0.git("add", "new.env")
+    staged = run_cli("git", "--staged", "new.env", "-f", "json", cwd=r0.path)
+    assert staged.returncode == 1, staged.stderr
+    assert [(f["path"], f["repo"]) for f in findings_of(staged)] == [("new.env", None)]
+    assert "repos" not in staged.json()
 
 
 # --- examples -------------------------------------------------------------------------------------

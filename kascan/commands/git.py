@@ -204,12 +204,13 @@ def git(
     opts = _options("git", **kw)
     if staged + bool(rev_range) + pre_push > 1:
         raise click.UsageError("choose one of --staged, --range and --pre-push")
-    if query.fleet or state_dir is not None or len(repos) > 1:
-        if staged or rev_range or pre_push:
-            raise click.UsageError(
-                "--staged, --range and --pre-push scan one repository; the repository options "
-                "(several repositories, --repos-from, --github-*, --shard, --state) scan histories"
-            )
+    patch_mode = staged or rev_range is not None or pre_push
+    if patch_mode and (query.fleet or state_dir is not None):
+        raise click.UsageError(
+            "--staged, --range and --pre-push do not go with --repos-from, --github-org/-user, "
+            "--shard or --state (those sweep whole histories)"
+        )
+    if not patch_mode and (query.fleet or state_dir is not None or len(repos) > 1):
         from kascan.commands.sweep import run_sweep
 
         return run_sweep(repos, opts, query=query, jobs=jobs, state_dir=state_dir)
