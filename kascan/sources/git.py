@@ -211,7 +211,9 @@ def open_repo(path: str, display: str | None = None, *, inherit: bool = False) -
         raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
     out = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
     if proc.returncode != 0 or len(out) < 4:
-        raise KascanError(f"not a git repository: {display} ({_last_line(proc.stderr)})")
+        reason = _last_line(proc.stderr)
+        detail = "" if reason.startswith("not a git repository") else f" ({reason})"
+        raise KascanError(f"not a git repository: {display}{detail}")
     git_dir, bare, shallow, fmt = out[:4]
     work_tree: str | None = None
     if bare != "true":
