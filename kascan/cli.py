@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import click
 
@@ -413,7 +413,28 @@ def load_baselines(paths: Sequence[Path]) -> frozenset[str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands defined in ``kascan.commands.<name>`` are imported only when used (fast start)."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "merge": "kascan.commands.merge",
+        "repos": "kascan.commands.repos",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            cmd = getattr(importlib.import_module(self.lazy[name]), name)
+            assert isinstance(cmd, click.Command)
+            self.add_command(cmd, name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kascan")
 def cli() -> None:
     """kascan finds leaked Kubeadapt API keys (ka_live_…) in files, trees, stdin and git.

@@ -27,23 +27,45 @@ def redact(value: str) -> str:
     return head + sep + body[:REDACT_KEEP] + "…"
 
 
+def _sha256(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Secret:
+    """A key. Read back from a report that did not show it (``from_report``), only its redacted
+    form and fingerprint are known: ``value`` is then the redacted form and ``known`` is False."""
+
     value: str = field(repr=False)
+    known_fingerprint: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_report(cls, shown: str, fingerprint: str) -> Secret:
+        """The full key if ``shown`` is it (its hash is ``fingerprint``), else its redacted form."""
+        if _sha256(shown) == fingerprint:
+            return cls(shown)
+        if not shown.endswith("…") or len(shown[:-1].rpartition("_")[2]) > REDACT_KEEP:
+            shown = redact(shown)  # not a redacted form: never keep more than redact() shows
+        return cls(shown, fingerprint)
+
+    @property
+    def known(self) -> bool:
+        """Whether ``value`` is the full key (False for a key read back from a redacted report)."""
+        return self.known_fingerprint is None
 
     def __str__(self) -> str:
-        return redact(self.value)
+        return self.redacted
 
     def __repr__(self) -> str:
-        return f"Secret({redact(self.value)!r})"
+        return f"Secret({self.redacted!r})"
 
     @property
     def redacted(self) -> str:
-        return redact(self.value)
+        return redact(self.value) if self.known_fingerprint is None else self.value
 
     @property
     def fingerprint(self) -> str:
-        return "sha256:" + hashlib.sha256(self.value.encode()).hexdigest()
+        return self.known_fingerprint or _sha256(self.value)
 
 
 @dataclass(frozen=True, slots=True)

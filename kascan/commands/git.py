@@ -14,6 +14,7 @@ import click
 
 from kascan.cli import Options, Reporter, _options, common_options, load_baselines, run_pipeline
 from kascan.errors import KascanError
+from kascan.fleet import RepoQuery, repo_source_options, sweep_options
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -174,6 +175,9 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
     metavar="PATTERN",
     help="Skip paths matching this gitignore pattern (repeatable).",
 )
+@repo_source_options
+@sweep_options
+@click.option("--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys).")
 @common_options
 def git(
     repos: tuple[str, ...], staged: bool, rev_range: str | None, pre_push: bool, **kw: object
@@ -183,12 +187,33 @@ def git(
 
     REPO is a path (default .) or a clone URL, cloned bare into a private temporary directory,
     scanned and removed. Each history finding names the commit that introduced the key there.
+
+    Several repositories (arguments, --repos-from, --github-org/--github-user) are scanned
+    --jobs at once; one that fails is reported and the others go on (exit 2 at the end). With
+    --shard I/N only part I of N is scanned; with --state DIR unchanged repositories are skipped.
     """
     from kascan.sources.git import is_url
 
+    query = RepoQuery.pop_from(kw)
+    jobs = int(kw.pop("jobs", 1))  # type: ignore[call-overload]
+    state_dir: Path | None = kw.pop("state_dir", None)  # type: ignore[assignment]
+    if kw.pop("by_key", False):
+        if kw.get("fmt") not in (None, "keys"):
+            raise click.UsageError("--by-key is -f keys; give one or the other")
+        kw["fmt"] = "keys"
     opts = _options("git", **kw)
     if staged + bool(rev_range) + pre_push > 1:
         raise click.UsageError("choose one of --staged, --range and --pre-push")
+    patch_mode = staged or rev_range is not None or pre_push
+    if patch_mode and (query.fleet or state_dir is not None):
+        raise click.UsageError(
+            "--staged, --range and --pre-push do not go with --repos-from, --github-org/-user, "
+            "--shard or --state (those sweep whole histories)"
+        )
+    if not patch_mode and (query.fleet or state_dir is not None or len(repos) > 1):
+        from kascan.commands.sweep import run_sweep
+
+        return run_sweep(repos, opts, query=query, jobs=jobs, state_dir=state_dir)
     args = list(repos)
     files: list[str] | None = None
     if staged:
@@ -229,7 +254,7 @@ def git(
             for msg in early:
                 rep.warn(msg)
             for t in targets:
-                yield from _scan(t, mode, opts, stats, rep, rules, notes)
+                yield from _scan(t, mode, opts, stats, rep.warn, rules, notes)
 
         return run_pipeline(
             opts, stats, lambda _rep: iter(()), baseline, final_notes, matched=matched
@@ -281,7 +306,7 @@ def _scan(
     mode: _Mode,
     opts: Options,
     stats: ScanStats,
-    rep: Reporter,
+    warn: Callable[[str], None],
     rules: RuleSet,
     notes: list[str],
 ) -> Iterator[Candidate]:
@@ -292,12 +317,12 @@ def _scan(
     patterns = (*(t.config.exclude if t.config else ()), *t.ignore, *opts.excludes)
     excluded = _excluder(patterns)
     if mode.staged:
-        yield from _scan_staged(repo, t.label, mode.files, excluded, stats, rep, rules, notes)
+        yield from _scan_staged(repo, t.label, mode.files, excluded, stats, warn, rules, notes)
     elif t.revs:
         where = f" in {repo.display}" if t.label else ""
         pstats = g.PatchStats()
         chunks = g.iter_range(repo, t.revs, stats, label=t.label, excluded=excluded, pstats=pstats)
-        yield from g.first_introductions(find_candidates(chunks, rules, rep.warn))
+        yield from g.first_introductions(find_candidates(chunks, rules, warn))
         if pstats.commits == 0:
             notes.append(f"{t.what}{where} has no commits: nothing to scan")
         else:
@@ -308,7 +333,7 @@ def _scan(
     else:
         progress = g.Progress(mode.progress, f"scanning {repo.display}")
         history = g.History(repo, stats, label=t.label, excluded=excluded, progress=progress)
-        yield from history.attribute(find_candidates(history.chunks(), rules, rep.warn))
+        yield from history.attribute(find_candidates(history.chunks(), rules, warn))
         notes.extend(history.notes)
 
 
@@ -318,7 +343,7 @@ def _scan_staged(
     files: list[str] | None,
     excluded: Excluded | None,
     stats: ScanStats,
-    rep: Reporter,
+    warn: Callable[[str], None],
     rules: RuleSet,
     notes: list[str],
 ) -> Iterator[Candidate]:
@@ -328,7 +353,7 @@ def _scan_staged(
     pstats = g.PatchStats()
     if files is None:
         chunks = g.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
-        yield from find_candidates(chunks, rules, rep.warn)
+        yield from find_candidates(chunks, rules, warn)
         n = len(pstats.files)
         if pstats.lines:
             notes.append(
@@ -338,22 +363,22 @@ def _scan_staged(
         else:
             notes.append("the index adds no lines to HEAD: nothing to scan")
         return
-    rel = _relative_files(repo, files, rep.warn)
+    rel = _relative_files(repo, files, warn)
     staged = g.staged_paths(repo)
     if set(rel) <= staged:
         # what ``git commit`` hands the hook: the added lines of these files
         chunks = g.iter_staged(
             repo, stats, label=label, excluded=excluded, pstats=pstats, only=frozenset(rel)
         )
-        yield from find_candidates(chunks, rules, rep.warn)
+        yield from find_candidates(chunks, rules, warn)
         notes.append(
             f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} added "
             "line(s), read from the index"
         )
         return
     # ``pre-commit run --files``/``--all-files``: files that are not all staged are read whole
-    chunks = g.iter_index_files(repo, rel, stats, rep.warn, label=label, excluded=excluded)
-    yield from find_candidates(chunks, rules, rep.warn)
+    chunks = g.iter_index_files(repo, rel, stats, warn, label=label, excluded=excluded)
+    yield from find_candidates(chunks, rules, warn)
     notes.append(
         f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
         f"of {stats.files} of them (the work-tree copy for files not in the index)"

@@ -13,8 +13,21 @@ from kascan.stats import ScanStats
 if TYPE_CHECKING:
     from kascan.rules import Rule
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "keys")
 EXTENSIONS = {".json": "json", ".sarif": "sarif", ".txt": "text", ".log": "text"}
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """One repository of a multi-repository run (``kascan git`` over several repos, ``merge``)."""
+
+    repo: str
+    commits: int = 0
+    blobs: int = 0
+    findings: int = 0
+    live: int = 0
+    status: str = "scanned"  # scanned, reused (unchanged since the last sweep), failed
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class ReportContext:
     rules: tuple[Rule, ...] = ()  # the rules in force (SARIF describes the ones used)
     sarif_category: str | None = None  # SARIF runAutomationDetails.id (code scanning category)
     path_prefix: str = ""  # SARIF/GitHub paths: prepended to make them repository-relative
+    repos: tuple[RepoSummary, ...] = ()  # per-repository summary of a multi-repository run
 
 
 Renderer = Callable[[Sequence[Finding], TextIO, ReportContext], None]

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from kascan import __version__
 from kascan.model import Finding
-from kascan.report import ReportContext, shown
+from kascan.report import ReportContext, RepoSummary, shown
 
 
 def finding_dict(f: Finding, ctx: ReportContext) -> dict[str, object]:
@@ -38,6 +38,18 @@ def finding_dict(f: Finding, ctx: ReportContext) -> dict[str, object]:
     }
 
 
+def repo_dict(r: RepoSummary) -> dict[str, object]:
+    return {
+        "repo": r.repo,
+        "commits": r.commits,
+        "blobs": r.blobs,
+        "findings": r.findings,
+        "live": r.live,
+        "status": r.status,
+        "error": r.error,
+    }
+
+
 def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None:
     doc = {
         "tool": {"name": "kascan", "version": __version__},
@@ -45,5 +57,7 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None
         "findings": [finding_dict(f, ctx) for f in sorted(findings, key=Finding.sort_key)],
         "summary": ctx.stats.as_dict(),
     }
+    if ctx.repos:
+        doc["repos"] = [repo_dict(r) for r in ctx.repos]
     json.dump(doc, out, indent=2, ensure_ascii=False)
     out.write("\n")

@@ -1,0 +1,27 @@
+"""``kascan repos``: print the repositories a sweep would scan (after listing and sharding)."""
+
+from __future__ import annotations
+
+import click
+
+from kascan.fleet import RepoQuery, repo_source_options, resolve_repos
+
+
+@click.command()
+@click.argument("repos", nargs=-1, metavar="[REPO]...")
+@repo_source_options
+def repos(repos: tuple[str, ...], **kw: object) -> int:
+    """List the repositories (paths or clone URLs) that `kascan git` would scan, one a line.
+
+    Takes the same selection options as `kascan git`: a dry run of a sweep or a shard.
+    """
+
+    def warn(msg: str) -> None:
+        click.echo(f"kascan: warning: {msg}", err=True)
+
+    sel = resolve_repos(repos, RepoQuery.pop_from(kw), warn)
+    for r in sel.repos:
+        click.echo(r)
+    where = f" (shard {sel.shard[0]}/{sel.shard[1]} of {sel.listed})" if sel.shard else ""
+    click.echo(f"kascan: {len(sel.repos)} repositories{where}.", err=True)
+    return 0
