@@ -417,6 +417,7 @@ class _LazyGroup(click.Group):
     """Commands defined in ``kascan.commands.<name>`` are imported only when used (fast start)."""
 
     lazy: ClassVar[dict[str, str]] = {
+        "git": "kascan.commands.git",
         "merge": "kascan.commands.merge",
         "repos": "kascan.commands.repos",
     }
@@ -609,11 +610,3 @@ def _quiet_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 
-
-def _register_commands() -> None:
-    from kascan.commands.git import git
-
-    cli.add_command(git)
-
-
-_register_commands()

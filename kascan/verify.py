@@ -435,6 +435,8 @@ def verify_findings(
 
     def take() -> Finding:
         finding, fut = pending.popleft()
+        if not finding.secret.known and finding.verification.status != "unchecked":
+            return finding  # read back from a report: keep the status recorded there
         return replace(finding, verification=verifier.result(fut))
 
     try:
