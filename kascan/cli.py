@@ -9,15 +9,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
 
 from kascan import __version__
 from kascan.errors import KascanError
-from kascan.model import Chunk, Finding, scrub
+from kascan.model import Candidate, Chunk, Finding, scrub
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.rules import RuleSet
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -230,8 +233,12 @@ def run_pipeline(
     chunks: Callable[[Reporter], Iterator[Chunk]],
     baseline: frozenset[str],
     notes: Callable[[], Sequence[str]] = lambda: (),
+    candidates: Callable[[Reporter, RuleSet], Iterator[Candidate]] | None = None,
 ) -> int:
-    """Compose the stages; whatever happens, write what was found before leaving."""
+    """Compose the stages; whatever happens, write what was found before leaving.
+
+    ``candidates`` replaces ``chunks`` + matching for sources that match in worker processes.
+    """
     from kascan.match import find_candidates
     from kascan.rules import load_rules
     from kascan.suppress import suppress
@@ -240,8 +247,12 @@ def run_pipeline(
     reporter = Reporter(opts, stats)
     error: BaseException | None = None
     try:
-        candidates = find_candidates(chunks(reporter), rules, reporter.warn)
-        for finding in suppress(candidates, baseline, stats):
+        found = (
+            candidates(reporter, rules)
+            if candidates is not None
+            else find_candidates(chunks(reporter), rules, reporter.warn)
+        )
+        for finding in suppress(found, baseline, stats):
             reporter.add(finding)
     except (KascanError, KeyboardInterrupt) as exc:
         error = exc
@@ -292,12 +303,20 @@ def _display_prefix(arg: str, many: bool) -> str:
 @click.option(
     "--stdin-name", default="<stdin>", show_default=True, help="The path to report for stdin."
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read and match a tree [default: the number of cores; 1: no workers].",
+)
 @common_options
 def scan(
     paths: tuple[str, ...],
     no_ignore: bool,
     follow_symlinks: bool,
     stdin_name: str,
+    jobs: int | None,
     **kw: object,
 ) -> int:
     """Scan files, directory trees, or standard input ('-') for Kubeadapt API keys."""
@@ -324,36 +343,50 @@ def scan(
         if cfg.baseline is not None and cfg.baseline not in baseline_paths:
             baseline_paths.append(cfg.baseline)
     baseline = load_baselines(baseline_paths)
-    if not no_ignore or opts.excludes:
-        pass
 
-    def chunks(rep: Reporter) -> Iterator[Chunk]:
+    def candidates(rep: Reporter, rules: RuleSet) -> Iterator[Candidate]:
+        from kascan.match import find_candidates
+        from kascan.parallel import TreeScanner, default_jobs
+
         for msg in early:
             rep.warn(msg)
-        for arg, path in roots:
-            if path is None:
-                yield from iter_stdin(stats, stdin_name)
-            elif path.is_dir():
-                from kascan.ignore import Ignorer
+        with TreeScanner(rules, stats, rep.warn, jobs or default_jobs()) as trees:
+            for arg, path in roots:
+                if path is not None and path.is_dir():
+                    yield from trees.scan(tree_walk(arg, path))
+                else:
+                    yield from find_candidates(file_chunks(arg, path, rep), rules, rep.warn)
 
-                cfg = configs[arg]
-                patterns = (*cfg.exclude, *opts.excludes)
-                ignorer = (
-                    Ignorer.for_root(path, patterns)
-                    if not no_ignore
-                    else (Ignorer.for_root(path, patterns, use_git=False) if patterns else None)
-                )
-                if no_ignore and ignorer is not None:
-                    # --no-ignore drops ignore files, not the excludes asked for explicitly
-                    ignorer = Ignorer(ignorer.top, ignorer.root_rel, patterns, [])
-                prefix = _display_prefix(arg, many)
-                for ref in iter_tree(path, prefix, ignorer, stats, rep.warn, follow_symlinks):
-                    yield from read_file(ref, stats, rep.warn)
-            else:
-                display = Path(arg).as_posix()
-                yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
+    def file_chunks(arg: str, path: Path | None, rep: Reporter) -> Iterator[Chunk]:
+        if path is None:
+            yield from iter_stdin(stats, stdin_name)
+        else:
+            display = Path(arg).as_posix()
+            yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
 
-    return run_pipeline(opts, stats, chunks, baseline)
+    def tree_walk(arg: str, path: Path) -> Callable[[Callable[[str], None]], Iterator[FileRef]]:
+        def walk(warn: Callable[[str], None]) -> Iterator[FileRef]:
+            from kascan.ignore import Ignorer
+
+            cfg = configs[arg]
+            patterns = (*cfg.exclude, *opts.excludes)
+            ignorer = (
+                Ignorer.for_root(path, patterns)
+                if not no_ignore
+                else (Ignorer.for_root(path, patterns, use_git=False) if patterns else None)
+            )
+            if no_ignore and ignorer is not None:
+                # --no-ignore drops ignore files, not the excludes asked for explicitly
+                ignorer = Ignorer(ignorer.top, ignorer.root_rel, patterns, [])
+            prefix = _display_prefix(arg, many)
+            yield from iter_tree(path, prefix, ignorer, stats, warn, follow_symlinks)
+
+        return walk
+
+    def no_chunks(rep: Reporter) -> Iterator[Chunk]:
+        return iter(())
+
+    return run_pipeline(opts, stats, no_chunks, baseline, candidates=candidates)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,7 +6,6 @@ an f-string or an exception message cannot leak it by accident.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -43,6 +42,8 @@ class Secret:
 
     @property
     def fingerprint(self) -> str:
+        import hashlib  # only when a key is found: loading OpenSSL costs ~5 ms of start-up
+
         return "sha256:" + hashlib.sha256(self.value.encode()).hexdigest()
 
 
