@@ -122,11 +122,16 @@ def read_file(
             return
         size = 0
         expect = st.st_size + 1  # a small file is read in one call, without a window-sized buffer
+        at_end = False
 
         def read(n: int) -> bytes:
-            nonlocal size
-            block = os.read(fd, min(n, max(expect - size, 1 << 16)))
+            nonlocal size, at_end
+            if at_end:
+                return b""
+            want = min(n, max(expect - size, 1 << 16))
+            block = os.read(fd, want)
             size += len(block)
+            at_end = regular and len(block) < want  # a short read of a regular file: its end
             return block
 
         try:
