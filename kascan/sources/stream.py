@@ -13,6 +13,8 @@ CONTEXT = 256  # bytes kept before each window for boundary checks and look-behi
 
 
 def _columns(data: bytes) -> int:
+    if data.isascii():  # most windows, and all-NUL ones: no decoding of megabytes
+        return len(data)
     return len(data.decode("utf-8", "replace"))
 
 
