@@ -233,12 +233,12 @@ def run_pipeline(
     chunks: Callable[[Reporter], Iterator[Chunk]],
     baseline: frozenset[str],
     notes: Callable[[], Sequence[str]] = lambda: (),
-    candidates: Callable[[Reporter, RuleSet], Iterator[Candidate]] | None = None,
+    matched: Callable[[Reporter, RuleSet], Iterator[Candidate]] | None = None,
 ) -> int:
     """Compose the stages; whatever happens, write what was found before leaving.
 
-    ``candidates`` replaces ``chunks`` + matching for sources that match in worker processes.
-    """
+    ``matched`` replaces the match stage for sources that must see candidates (git history
+    attributes each to the commit that introduced it)."""
     from kascan.match import find_candidates
     from kascan.rules import load_rules
     from kascan.suppress import suppress
@@ -247,12 +247,12 @@ def run_pipeline(
     reporter = Reporter(opts, stats)
     error: BaseException | None = None
     try:
-        found = (
-            candidates(reporter, rules)
-            if candidates is not None
+        candidates = (
+            matched(reporter, rules)
+            if matched is not None
             else find_candidates(chunks(reporter), rules, reporter.warn)
         )
-        for finding in suppress(found, baseline, stats):
+        for finding in suppress(candidates, baseline, stats):
             reporter.add(finding)
     except (KascanError, KeyboardInterrupt) as exc:
         error = exc
@@ -386,7 +386,7 @@ def scan(
     def no_chunks(rep: Reporter) -> Iterator[Chunk]:
         return iter(())
 
-    return run_pipeline(opts, stats, no_chunks, baseline, candidates=candidates)
+    return run_pipeline(opts, stats, no_chunks, baseline, matched=candidates)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -427,3 +427,12 @@ def _quiet_pipe() -> None:
 
 def _stdout() -> TextIO:
     return sys.stdout
+
+
+def _register_commands() -> None:
+    from kascan.commands.git import git
+
+    cli.add_command(git)
+
+
+_register_commands()

@@ -1,0 +1,1 @@
+"""Subcommands defined outside cli.py, registered there with ``cli.add_command``."""

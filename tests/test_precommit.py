@@ -1,0 +1,196 @@
+"""The real pre-commit framework runs kascan's hooks, installed from this checkout at its HEAD."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, GitRepo, Result
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hook_rev() -> str:
+    """The commit pre-commit installs kascan from: this checkout's HEAD (commit before testing)."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One pre-commit cache for the module, so kascan's hook environment is built once."""
+    yield tmp_path_factory.mktemp("pre-commit-home")
+
+
+@pytest.fixture
+def hooked(git_repo: GitRepo, env: dict[str, str], hook_rev: str, pre_commit_home: Path) -> GitRepo:
+    """A repository whose pre-commit and pre-push hooks are kascan's, installed by pre-commit."""
+    git_repo.env["PRE_COMMIT_HOME"] = str(pre_commit_home)
+    git_repo.env["PATH"] = str(Path(sys.executable).parent) + ":" + env.get("PATH", "")
+    git_repo.env.pop("PYTHONPATH", None)  # the hook must run the kascan pre-commit installed
+    git_repo.write(
+        ".pre-commit-config.yaml",
+        f"repos:\n- repo: {ROOT}\n  rev: {hook_rev}\n  hooks:\n"
+        "  - id: kascan\n  - id: kascan-push\n",
+    )
+    git_repo.commit("pre-commit config")
+    pre_commit(git_repo, "install", "--hook-type", "pre-commit", "--hook-type", "pre-push")
+    pre_commit(git_repo, "install-hooks")
+    return git_repo
+
+
+def pre_commit(repo: GitRepo, *args: str, check: bool = True) -> Result:
+    return run(repo, [sys.executable, "-m", "pre_commit", *args], check=check)
+
+
+def run(repo: GitRepo, argv: list[str], check: bool = False) -> Result:
+    proc = subprocess.run(
+        argv, cwd=repo.path, env=repo.env, capture_output=True, timeout=600, check=False
+    )
+    result = Result(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{argv} failed: {result.output}")
+    return result
+
+
+def git_commit(repo: GitRepo, message: str) -> Result:
+    repo._tick += 1
+    date = f"2024-02-{repo._tick:02d}T12:00:00+00:00"
+    repo.env["GIT_AUTHOR_DATE"] = repo.env["GIT_COMMITTER_DATE"] = date
+    return run(repo, ["git", "commit", "-m", message])
+
+
+def test_commit_adding_a_key_is_blocked(hooked: GitRepo, key: str) -> None:
+    head = hooked.git("rev-parse", "HEAD")
+    hooked.write("app/settings.py", f"DEBUG = False\nAPI_KEY = '{key}'\n")
+    hooked.git("add", "-A")
+    result = git_commit(hooked, "add settings")
+    assert result.returncode != 0, result.output
+    assert hooked.git("rev-parse", "HEAD") == head  # nothing was committed
+    assert "kascan (Kubeadapt API keys in the staged change)" in result.output
+    assert "Failed" in result.output
+    assert "app/settings.py:2:12" in result.output
+    assert "Settings → API Keys" in result.output
+    assert "commit blocked" in result.output
+    result.assert_no_leak(key)
+
+
+def test_clean_commit_passes(hooked: GitRepo) -> None:
+    hooked.write("notes.md", "nothing secret here\n")
+    hooked.git("add", "-A")
+    result = git_commit(hooked, "notes")
+    assert result.returncode == 0, result.output
+    assert "Passed" in result.output
+    assert hooked.git("log", "-1", "--format=%s") == "notes"
+
+
+def test_commit_all_with_a_key_in_the_work_tree_is_blocked(hooked: GitRepo, key: str) -> None:
+    """``git commit -a`` stages into a temporary index (GIT_INDEX_FILE) that the hook must read."""
+    hooked.commit("file", {"conf.ini": "[a]\nx = 1\n"})
+    hooked.write("conf.ini", f"[a]\nx = 1\nkey = {key}\n")
+    result = run(hooked, ["git", "commit", "-a", "-m", "edit"])
+    assert result.returncode != 0, result.output
+    assert "conf.ini:3:7" in result.output
+    result.assert_no_leak(key)
+
+
+def test_run_files_scans_the_files_named(hooked: GitRepo, key: str) -> None:
+    # a key committed before the hook existed: the commit hook never saw it
+    hooked.write("legacy.cfg", f"token={key}\n")
+    hooked.write("clean.txt", "clean\n")
+    hooked.git("add", "-A")
+    hooked.git("commit", "-q", "--no-verify", "-m", "legacy")
+    files = pre_commit(
+        hooked, "run", "kascan", "--verbose", "--files", "legacy.cfg", "clean.txt", check=False
+    )
+    assert files.returncode == 1, files.output
+    assert "legacy.cfg:1:7" in files.output
+    assert "2 file(s) named, not all of them staged: scanned the whole staged content of 2" in (
+        files.output
+    )
+    files.assert_no_leak(key)
+    everything = pre_commit(hooked, "run", "kascan", "--all-files", check=False)
+    assert everything.returncode == 1
+    assert "legacy.cfg:1:7" in everything.output
+    clean = pre_commit(hooked, "run", "kascan", "--verbose", "--files", "clean.txt", check=False)
+    assert clean.returncode == 0, clean.output
+    assert "scanned the whole staged content of 1" in clean.output
+
+
+def test_pre_push_blocks_exactly_the_commits_pushed(
+    hooked: GitRepo, key: str, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, env=hooked.env)
+    hooked.git("remote", "add", "origin", str(remote))
+    # a new branch with its root commit: every commit is scanned, all clean
+    first = run(hooked, ["git", "push", "-q", "origin", "main"])
+    assert first.returncode == 0, first.output
+    base = hooked.git("rev-parse", "HEAD")
+    # a key committed past the commit hook, on a new branch
+    hooked.git("checkout", "-q", "-b", "feature")
+    hooked.write("deploy.env", f"KUBEADAPT_KEY={key}\n")
+    hooked.git("add", "-A")
+    hooked.git("commit", "-q", "--no-verify", "-m", "deploy env")
+    bad = hooked.git("rev-parse", "HEAD")
+    pushed = run(hooked, ["git", "push", "origin", "feature"])
+    assert pushed.returncode != 0, pushed.output
+    assert "deploy.env:1:15" in pushed.output
+    assert f"commit {bad[:12]}" in pushed.output
+    assert "push blocked" in pushed.output
+    pushed.assert_no_leak(key)
+    heads = subprocess.run(
+        ["git", "-C", str(remote), "for-each-ref", "--format=%(refname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=hooked.env,
+    ).stdout.split()
+    assert heads == ["refs/heads/main"]
+    # a clean push to the existing branch passes: the key on feature is not part of it
+    hooked.git("checkout", "-q", "main")
+    hooked.write("ok.txt", "ok\n")
+    hooked.git("add", "-A")
+    assert git_commit(hooked, "ok").returncode == 0
+    clean = run(hooked, ["git", "push", "origin", "main"])
+    assert clean.returncode == 0, clean.output
+    # the same check run by hand over the range
+    ranged = pre_commit(
+        hooked,
+        "run",
+        "kascan-push",
+        "--hook-stage",
+        "pre-push",
+        "--from-ref",
+        base,
+        "--to-ref",
+        bad,
+        check=False,
+    )
+    assert ranged.returncode == 1
+    assert "deploy.env:1:15" in ranged.output
+    ranged.assert_no_leak(key)
+
+
+def test_hooks_file_describes_both_hooks() -> None:
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert hooks["kascan"]["entry"] == "kascan git --staged"
+    assert hooks["kascan"]["stages"] == ["pre-commit"]
+    assert hooks["kascan-push"]["stages"] == ["pre-push"]
+    assert hooks["kascan-push"]["pass_filenames"] is False
+    assert {h["language"] for h in hooks.values()} == {"python"}
