@@ -467,12 +467,20 @@ def _display_prefix(arg: str, many: bool) -> str:
 @click.option(
     "--stdin-name", default="<stdin>", show_default=True, help="The path to report for stdin."
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read and match a tree [default: the number of cores; 1: no workers].",
+)
 @common_options
 def scan(
     paths: tuple[str, ...],
     no_ignore: bool,
     follow_symlinks: bool,
     stdin_name: str,
+    jobs: int | None,
     **kw: object,
 ) -> int:
     """Scan files, directory trees, or standard input ('-') for Kubeadapt API keys."""
@@ -500,32 +508,46 @@ def scan(
             baseline_paths.append(cfg.baseline)
     baseline = load_baselines(baseline_paths)
 
-    def chunks(rep: Reporter) -> Iterator[Chunk]:
+    def candidates(rep: Reporter, rules: RuleSet) -> Iterator[Candidate]:
+        from kascan.match import find_candidates
+        from kascan.parallel import TreeScanner, default_jobs
+
         for msg in early:
             rep.warn(msg)
-        for arg, path in roots:
-            if path is None:
-                yield from iter_stdin(stats, stdin_name)
-            elif path.is_dir():
-                from kascan.ignore import Ignorer
-
-                cfg = configs[arg]
-                if no_ignore:  # only the excludes asked for on the command line
-                    ignorer = (
-                        Ignorer.for_root(path, opts.excludes, use_git=False)
-                        if opts.excludes
-                        else None
-                    )
+        with TreeScanner(rules, stats, rep.warn, jobs or default_jobs()) as trees:
+            for arg, path in roots:
+                if path is not None and path.is_dir():
+                    yield from trees.scan(tree_walk(arg, path))
                 else:
-                    ignorer = Ignorer.for_root(path, (*cfg.exclude, *opts.excludes))
-                prefix = _display_prefix(arg, many)
-                for ref in iter_tree(path, prefix, ignorer, stats, rep.warn, follow_symlinks):
-                    yield from read_file(ref, stats, rep.warn)
-            else:
-                display = Path(arg).as_posix()
-                yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
+                    yield from find_candidates(file_chunks(arg, path, rep), rules, rep.warn)
 
-    return run_pipeline(opts, stats, chunks, baseline)
+    def file_chunks(arg: str, path: Path | None, rep: Reporter) -> Iterator[Chunk]:
+        if path is None:
+            yield from iter_stdin(stats, stdin_name)
+        else:
+            display = Path(arg).as_posix()
+            yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
+
+    def tree_walk(arg: str, path: Path) -> Callable[[Callable[[str], None]], Iterator[FileRef]]:
+        def walk(warn: Callable[[str], None]) -> Iterator[FileRef]:
+            from kascan.ignore import Ignorer
+
+            cfg = configs[arg]
+            if no_ignore:  # only the excludes asked for on the command line
+                ignorer = (
+                    Ignorer.for_root(path, opts.excludes, use_git=False) if opts.excludes else None
+                )
+            else:
+                ignorer = Ignorer.for_root(path, (*cfg.exclude, *opts.excludes))
+            prefix = _display_prefix(arg, many)
+            yield from iter_tree(path, prefix, ignorer, stats, warn, follow_symlinks)
+
+        return walk
+
+    def no_chunks(rep: Reporter) -> Iterator[Chunk]:
+        return iter(())
+
+    return run_pipeline(opts, stats, no_chunks, baseline, matched=candidates)
 
 
 @cli.command("verify")
@@ -609,4 +631,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _quiet_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-

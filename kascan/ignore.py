@@ -4,9 +4,10 @@ file, a .kascanignore at the scan root, config ``exclude`` and ``--exclude`` pat
 from __future__ import annotations
 
 import os
+import re
 import subprocess
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
@@ -55,10 +56,44 @@ def global_excludes_file() -> Path | None:
     return Path(xdg) / "git" / "ignore"
 
 
+_GROUP_NAME = re.compile(r"\(\?P<[^>]+>")
+
+
+def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
+    """One regex that matches whatever any pattern of ``spec`` matches.
+
+    Most paths match no pattern; one regex tells so in a fraction of what asking pathspec pattern
+    by pattern costs, and pathspec decides only for the few paths that match something.
+    """
+    parts: list[str] = []
+    flags = 0
+    for pattern in spec.patterns:
+        regex = getattr(pattern, "regex", None)
+        if getattr(pattern, "include", None) is None or regex is None:
+            continue
+        if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
+            return None
+        parts.append(_GROUP_NAME.sub("(?:", regex.pattern))
+        flags |= regex.flags
+    if not parts:
+        return None
+    anchored = all(p.startswith("^") for p in parts)
+    try:
+        combined = re.compile("|".join(f"(?:{p})" for p in parts), flags)
+    except re.error:
+        return None
+    return combined.match if anchored else combined.search
+
+
 @dataclass(frozen=True, slots=True)
 class _Level:
     base: str  # directory of the patterns, relative to the top, "" for the top, no trailing "/"
     spec: pathspec.GitIgnoreSpec
+    quick: Callable[[str], object] | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, base: str, spec: pathspec.GitIgnoreSpec) -> _Level:
+        return cls(base, spec, _quick_test(spec))
 
 
 class Ignorer:
@@ -81,7 +116,7 @@ class Ignorer:
         self.use_git = use_git
         self.root_rel = root_rel
         spec = _spec(kascan_patterns)
-        self._kascan = _Level(root_rel, spec) if spec else None
+        self._kascan = _Level.of(root_rel, spec) if spec else None
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
@@ -100,18 +135,18 @@ class Ignorer:
             if glob is not None:
                 spec = _spec(_read_lines(glob))
                 if spec:
-                    levels.append(_Level("", spec))
+                    levels.append(_Level.of("", spec))
             if repo is not None:
                 spec = _spec(_read_lines(repo / ".git" / "info" / "exclude"))
                 if spec:
-                    levels.append(_Level("", spec))
+                    levels.append(_Level.of("", spec))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
                     spec = _spec(_read_lines(top / base / ".gitignore"))
                     if spec:
-                        levels.append(_Level(base, spec))
+                        levels.append(_Level.of(base, spec))
         return cls(top, root_rel, patterns, levels, use_git)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
@@ -119,7 +154,7 @@ class Ignorer:
         spec = _spec(_read_lines(gitignore)) if self.use_git else None
         if spec is None:
             return False
-        self._git.append(_Level(self._top_rel(rel_dir), spec))
+        self._git.append(_Level.of(self._top_rel(rel_dir), spec))
         return True
 
     def pop(self) -> None:
@@ -147,5 +182,7 @@ def _check(level: _Level, path: str) -> bool | None:
         if not path.startswith(level.base + "/"):
             return None
         path = path[len(level.base) + 1 :]
+    if level.quick is not None and level.quick(path) is None:
+        return None
     include: bool | None = level.spec.check_file(path).include
     return include

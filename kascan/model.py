@@ -6,7 +6,6 @@ an f-string or an exception message cannot leak it by accident.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +27,8 @@ def redact(value: str) -> str:
 
 
 def _sha256(value: str) -> str:
+    import hashlib  # only when a key is found: loading OpenSSL costs ~5 ms of start-up
+
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 

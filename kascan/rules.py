@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -209,11 +208,16 @@ def parse_rules(text: str, source: str) -> RuleSet:
 
 
 def _builtin_text() -> str:
-    try:
-        return (resources.files("kascan") / "rules" / "kascan.toml").read_text("utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        # Editable install / source checkout: rules/ sits next to the package.
-        return (Path(__file__).resolve().parent.parent / "rules" / "kascan.toml").read_text("utf-8")
+    here = Path(__file__).resolve().parent
+    # an installed wheel has kascan/rules/; a source checkout has rules/ next to the package
+    for candidate in (here / "rules" / "kascan.toml", here.parent / "rules" / "kascan.toml"):
+        try:
+            return candidate.read_text("utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    from importlib import resources  # a zipped install (costs ~20 ms of imports: only then)
+
+    return (resources.files("kascan") / "rules" / "kascan.toml").read_text("utf-8")
 
 
 def builtin_rules() -> RuleSet:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from kascan.stats import ScanStats
 
 def load_baseline(path: Path) -> frozenset[str]:
     """Fingerprints listed in a JSON report written earlier by kascan."""
+    import json  # only with a baseline: the hook path stays lean
+
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:

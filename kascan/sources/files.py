@@ -110,21 +110,28 @@ def read_file(
         return
     try:
         try:
-            mode = os.fstat(fd).st_mode
+            st = os.fstat(fd)
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read {ref.path}: {exc.strerror or exc}")
             return
+        mode = st.st_mode
         regular = stat.S_ISREG(mode)
         if not regular and not (explicit and stat.S_ISFIFO(mode) | stat.S_ISCHR(mode)):
             stats.skipped["special"] += 1
             return
         size = 0
+        expect = st.st_size + 1  # a small file is read in one call, without a window-sized buffer
+        at_end = False
 
         def read(n: int) -> bytes:
-            nonlocal size
-            block = os.read(fd, n)
+            nonlocal size, at_end
+            if at_end:
+                return b""
+            want = min(n, max(expect - size, 1 << 16))
+            block = os.read(fd, want)
             size += len(block)
+            at_end = regular and len(block) < want  # a short read of a regular file: its end
             return block
 
         try:

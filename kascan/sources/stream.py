@@ -22,6 +22,8 @@ def _continuations(data: bytes, start: int, end: int) -> bool:
 def _columns(data: bytes) -> int:
     """Characters in ``data`` as ``len(data.decode("utf-8", "replace"))`` counts them, decoded in
     pieces cut before a non-continuation byte so that a long line costs no big temporary string."""
+    if data.isascii():  # most windows, and all-NUL ones: no decoding of megabytes
+        return len(data)
     n = len(data)
     if n <= _PIECE:
         return len(data.decode("utf-8", "replace"))

@@ -1,0 +1,686 @@
+#!/usr/bin/env python3
+"""kascan benchmark: builds its corpora deterministically, runs kascan against reference tools
+several times (alternating, warm cache), and prints a markdown table of medians and ratios.
+
+    python bench/run.py            # full: a >= 10,000-file / 100 MB tree, a 2 GiB file,
+                                   # a >= 200,000-object synthetic git history, hook latency
+    python bench/run.py --quick    # a tiny corpus in a few seconds (the CI smoke run)
+
+Corpora live in bench/.corpus/ (gitignored) and are rebuilt only when their recipe changes.
+References: ripgrep (``rg`` on PATH; Debian: ``apt-get install ripgrep``), ``git cat-file``.
+Peak RSS is read with ``wait4`` (the same number ``/usr/bin/time -f %M`` prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import string
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CORPUS = HERE / ".corpus"
+PREFIX = "ka_" + "live_"  # split: no key-shaped literal in the repository
+ALNUM = string.ascii_letters + string.digits
+RECIPE = 3  # bump when a corpus recipe changes: the corpus is rebuilt
+
+# Runs ``kascan`` in-process, then writes to KASCAN_BENCH_RSS the peak RSS (KiB) of this process
+# (VmHWM: ru_maxrss would include the bench's own size, which survives fork and exec on Linux)
+# and of the children it waited for (its workers; and git, for history scans).
+WRAPPER = """\
+import os, resource, sys
+sys.argv[0] = "kascan"
+from kascan.cli import main
+def peak():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    main()
+finally:
+    with open(os.environ["KASCAN_BENCH_RSS"], "w") as fh:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        fh.write(f"{peak()} {kids}")
+"""
+
+
+def make_key(rng: random.Random) -> str:
+    sys.path.insert(0, str(ROOT))
+    from kascan.heuristics import is_placeholder
+
+    while True:
+        body = "".join(rng.choices(ALNUM, k=32))
+        if not is_placeholder(body):
+            return PREFIX + body
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.com",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.com",
+        GIT_AUTHOR_DATE="2024-01-01T00:00:00+00:00",
+        GIT_COMMITTER_DATE="2024-01-01T00:00:00+00:00",
+    )
+    return env
+
+
+def git(*args: str, cwd: Path, input: bytes | None = None) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=git_env(), input=input, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode()
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def _fresh(dest: Path, recipe: dict[str, object]) -> bool:
+    """True if ``dest`` was already built from ``recipe``; otherwise it is emptied."""
+    stamp = dest / ".bench-recipe.json"
+    want = json.dumps({**recipe, "recipe": RECIPE}, sort_keys=True)
+    if stamp.is_file() and stamp.read_text() == want:
+        return True
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    return False
+
+
+def _stamp(dest: Path, recipe: dict[str, object]) -> None:
+    (dest / ".bench-recipe.json").write_text(
+        json.dumps({**recipe, "recipe": RECIPE}, sort_keys=True)
+    )
+
+
+def _library_files() -> Iterator[tuple[Path, str]]:
+    """Files of the local Python installation's library folders, in a stable order."""
+    paths = sysconfig.get_paths()
+    stdlib = Path(paths["stdlib"]).resolve()
+    roots = [("stdlib", stdlib)]
+    for name in ("purelib", "platlib"):
+        p = Path(paths[name]).resolve()
+        if p.is_dir() and all(p != r for _, r in roots):
+            roots.append((name, p))
+    skip = {r for _, r in roots[1:]}
+    for label, top in roots:
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            dirnames[:] = sorted(
+                d for d in dirnames if d != "__pycache__" and (here / d) not in skip
+            )
+            for name in sorted(filenames):
+                p = here / name
+                yield p, f"{label}/{p.relative_to(top).as_posix()}"
+
+
+@dataclass
+class Tree:
+    path: Path
+    files: int
+    bytes: int
+    planted: int  # keys kascan must report with default settings
+
+
+def build_tree(dest: Path, min_files: int, min_bytes: int) -> Tree:
+    recipe = {"kind": "tree", "files": min_files, "bytes": min_bytes, "py": sys.version}
+    manifest = dest / ".bench-manifest.json"
+    if _fresh(dest, recipe) and manifest.is_file():
+        return Tree(dest, **json.loads(manifest.read_text()))
+    log(f"building tree corpus in {dest} (>= {min_files} files, >= {min_bytes >> 20} MiB)")
+    rng = random.Random(20240601)
+    files = size = 0
+    texts: list[Path] = []
+    for src, rel in _library_files():
+        if files >= min_files and size >= min_bytes:
+            break
+        try:
+            st = src.lstat()
+        except OSError:
+            continue
+        if not src.is_file() or src.is_symlink() or st.st_size > 8 << 20:
+            continue
+        out = dest / "lib" / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(src, out)
+        except OSError:
+            continue
+        files += 1
+        size += st.st_size
+        if rel.endswith((".py", ".txt", ".cfg", ".toml")):
+            texts.append(out)
+    planted = 0
+    # keys in ordinary text files (appended to some copies)
+    for p in rng.sample(texts, min(20, len(texts))):
+        with p.open("a", encoding="utf-8") as fh:
+            fh.write(f'\nKUBEADAPT_API_KEY = "{make_key(rng)}"\n')
+        planted += 1
+    # hidden files and directories
+    dirs = sorted({p.parent for p in texts})
+    for i, d in enumerate(rng.sample(dirs, min(10, len(dirs)))):
+        (d / ".env").write_text(f"KUBEADAPT_API_KEY={make_key(rng)}\nDEBUG=1\n")
+        hidden = d / ".config" / f"deploy{i}"
+        hidden.mkdir(parents=True)
+        (hidden / "settings.yml").write_text(f"kubeadapt:\n  api_key: {make_key(rng)}\n")
+        planted += 2
+    # binaries: random bytes with a key inside
+    for i in range(3):
+        blob = bytearray(rng.randbytes(64 << 10))
+        k = make_key(rng).encode()
+        at = 1000 + i * 9000
+        blob[at - 1 : at + len(k) + 1] = b"\0" + k + b"\0"
+        (dest / "lib" / f"blob{i}.bin").write_bytes(bytes(blob))
+        planted += 1
+    # ignored by .gitignore: neither kascan (by default) nor rg should read these
+    (dest / ".gitignore").write_text("ignored-build/\n*.log\n")
+    (dest / "ignored-build").mkdir()
+    (dest / "ignored-build" / "out.txt").write_text(f"token={make_key(rng)}\n")
+    (dest / "server.log").write_text(f"token={make_key(rng)}\n")
+    git("init", "-q", cwd=dest)  # so that rg honours .gitignore as kascan does
+    tree = Tree(dest, files + planted, size, planted)
+    manifest.write_text(json.dumps({"files": tree.files, "bytes": tree.bytes, "planted": planted}))
+    _stamp(dest, recipe)
+    return tree
+
+
+def build_big_file(dest: Path, size: int) -> tuple[Path, int]:
+    """A sparse-ish file: holes plus a data block with a key every 256 MiB."""
+    recipe = {"kind": "big", "size": size}
+    path = dest / "big.bin"
+    if _fresh(dest, recipe) and path.is_file():
+        return path, json.loads((dest / "keys.json").read_text())
+    log(f"building a {size >> 20} MiB sparse file in {dest}")
+    rng = random.Random(99)
+    n = 0
+    with path.open("wb") as fh:
+        fh.truncate(size)
+        for off in range(64 << 20, size, 256 << 20):
+            fh.seek(off)
+            text = "".join(rng.choices(ALNUM + "  \n", k=1 << 20))
+            fh.write(f"{text}\napi_key = {make_key(rng)}\n{text}".encode())
+            n += 1
+    (dest / "keys.json").write_text(str(n))
+    _stamp(dest, recipe)
+    return path, n
+
+
+def _fast_import_stream(commits: int, per_commit: int, dirs: int, per_dir: int) -> Iterator[bytes]:
+    rng = random.Random(4242)
+    words = ["alpha", "beta", "gamma", "delta", "kube", "node", "pod", "cost", "cpu", "mem"]
+    paths = [f"pkg{d:03d}/mod{f:03d}.py" for d in range(dirs) for f in range(per_dir)]
+    bodies = {
+        p: [
+            f"{rng.choice(words)}_{i} = {rng.randrange(10**9)}  # {rng.choice(words)}\n"
+            for i in range(24)
+        ]
+        for p in paths
+    }
+    key_commits = set(rng.sample(range(1, commits), min(12, commits - 1)))
+    mark = 0
+    for c in range(commits):
+        out = [f"commit refs/heads/main\nmark :{c + 1}\n"]
+        ts = 1700000000 + c * 60
+        out.append(f"author Bench <bench@example.com> {ts} +0000\n")
+        out.append(f"committer Bench <bench@example.com> {ts} +0000\n")
+        msg = f"change {c}\n"
+        out.append(f"data {len(msg)}\n{msg}")
+        if c:
+            out.append(f"from :{c}\n")
+        for p in rng.sample(paths, per_commit):
+            lines = bodies[p]
+            lines[rng.randrange(len(lines))] = f"value_{c} = {rng.randrange(10**12)}\n"
+            data = "".join(lines)
+            if c in key_commits and p == paths[c % len(paths)]:
+                data += f"API_KEY = '{make_key(rng)}'\n"  # gone again at the file's next change
+            blob = data.encode()
+            out.append(f"M 100644 inline {p}\ndata {len(blob)}\n")
+            mark += 1
+            yield "".join(out).encode() + blob + b"\n"
+            out = []
+        if c in key_commits:
+            p = paths[c % len(paths)]
+            blob = (f"API_KEY = '{make_key(rng)}'\n").encode()
+            yield f"M 100644 inline {p}.env\ndata {len(blob)}\n".encode() + blob + b"\n"
+        yield "".join(out).encode() + b"\n"
+
+
+def build_history(dest: Path, commits: int, per_commit: int, dirs: int, per_dir: int) -> Path:
+    recipe = {"kind": "history", "c": commits, "m": per_commit, "d": dirs, "f": per_dir}
+    if _fresh(dest, recipe) and (dest / "HEAD").exists():
+        return dest
+    log(f"building a synthetic history in {dest} ({commits} commits x {per_commit} files)")
+    git("init", "-q", "--bare", "-b", "main", ".", cwd=dest)
+    proc = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--depth=10"],
+        cwd=dest,
+        env=git_env(),
+        stdin=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    buf: list[bytes] = []
+    for piece in _fast_import_stream(commits, per_commit, dirs, per_dir):
+        buf.append(piece)
+        if len(buf) > 2000:
+            proc.stdin.write(b"".join(buf))
+            buf.clear()
+    proc.stdin.write(b"".join(buf))
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit("git fast-import failed")
+    _stamp(dest, recipe)
+    return dest
+
+
+def build_small_history(dest: Path) -> Path:
+    """A small real history: a clone of this repository (or of the history above if none)."""
+    recipe = {"kind": "small-history", "head": _head(ROOT)}
+    if _fresh(dest, recipe) and (dest / "HEAD").exists():
+        return dest
+    shutil.rmtree(dest)
+    src = ROOT if (ROOT / ".git").exists() else None
+    if src is None:
+        dest.mkdir(parents=True)
+        git("init", "-q", "--bare", ".", cwd=dest)
+    else:
+        git("clone", "-q", "--bare", "--no-local", str(src), str(dest), cwd=ROOT.parent)
+    _stamp(dest, recipe)
+    return dest
+
+
+def _head(repo: Path) -> str:
+    try:
+        return git("rev-parse", "HEAD", cwd=repo).strip()
+    except SystemExit:
+        return ""
+
+
+def build_hook_repo(dest: Path, files: int, changed: int) -> Path:
+    """A repository of ``files`` files with ``changed`` small staged changes (one with a key)."""
+    recipe = {"kind": "hook", "files": files, "changed": changed}
+    if _fresh(dest, recipe) and (dest / ".git").exists():
+        return dest
+    log(f"building a {files}-file repository with {changed} staged changes in {dest}")
+    rng = random.Random(7)
+    git("init", "-q", "-b", "main", ".", cwd=dest)
+    stream = [b"commit refs/heads/main\ncommitter Bench <b@example.com> 1700000000 +0000\n"]
+    stream.append(b"data 5\ninit\n")
+    for i in range(files):
+        blob = f"# file {i}\nvalue = {rng.randrange(10**9)}\n".encode()
+        stream.append(f"M 100644 inline src/d{i % 50:02d}/f{i:05d}.py\ndata {len(blob)}\n".encode())
+        stream.append(blob + b"\n")
+    git("fast-import", "--quiet", cwd=dest, input=b"".join(stream) + b"\n")
+    git("checkout", "-q", "-f", "main", cwd=dest)
+    for i in range(changed):
+        p = dest / "src" / f"d{i % 50:02d}" / f"f{i:05d}.py"
+        extra = f"API_KEY = '{make_key(rng)}'\n" if i == 0 else f"more = {i}\n"
+        with p.open("a") as fh:
+            fh.write(extra)
+    git("add", "-A", cwd=dest)
+    _stamp(dest, recipe)
+    return dest
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_kib: int  # kascan's own process (or the reference's, with its children)
+    tree_rss_kib: int  # the largest child kascan waited for (workers, git)
+    returncode: int
+    stdout: bytes
+
+
+def run_once(
+    cmd: Sequence[str], cwd: Path | None = None, kascan: bool = False, keep: bool = False
+) -> Run:
+    """One timed run; stdout is drained and dropped unless ``keep`` (git cat-file writes GBs).
+
+    The bench process stays small: on Linux a child's peak RSS starts at its parent's size
+    (it survives the exec), so a big bench process would inflate every measurement.
+    """
+    env = dict(os.environ)
+    rss_file = None
+    if kascan:
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        fd, rss_file = tempfile.mkstemp(prefix="kascan-rss-")
+        os.close(fd)
+        env["KASCAN_BENCH_RSS"] = rss_file
+        cmd = [sys.executable, "-c", WRAPPER, *cmd]
+    with tempfile.TemporaryFile() as errf:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=errf)
+        assert proc.stdout is not None
+        kept: list[bytes] = []
+        while block := proc.stdout.read1(1 << 20):
+            if keep:
+                kept.append(block)
+        out = b"".join(kept)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.stdout.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        err = errf.read()
+    tree_rss = usage.ru_maxrss
+    own = tree_rss
+    if rss_file is not None:
+        try:
+            own, tree_rss = (int(x) for x in Path(rss_file).read_text().split())
+        except ValueError:
+            own = tree_rss = 0
+        os.unlink(rss_file)
+    if proc.returncode not in (0, 1):
+        detail = err.decode(errors="replace")[-2000:]
+        raise SystemExit(f"{' '.join(map(str, cmd[-6:]))} exited {proc.returncode}: {detail}")
+    return Run(elapsed, own, tree_rss, proc.returncode, out)
+
+
+@dataclass
+class Bench:
+    name: str
+    kascan: list[str]  # kascan arguments
+    refs: list[tuple[str, list[str]]]  # (label, command)
+    cwd: Path | None = None
+    targets: dict[str, float] = field(default_factory=dict)  # ref label -> max ratio
+    own_rss_only: bool = False  # history: git's own memory is not kascan's
+    seconds_target: float | None = None
+    expect: int | None = None  # findings kascan must report
+    results: dict[str, list[Run]] = field(default_factory=dict)
+
+
+def count_findings(out: bytes) -> int:
+    return len(json.loads(out)["findings"])
+
+
+def run_bench(b: Bench, runs: int) -> None:
+    have = [(label, cmd) for label, cmd in b.refs if shutil.which(cmd[0])]
+    if b.expect is not None:
+        r = run_once([*b.kascan, "-f", "json", "-q"], b.cwd, kascan=True, keep=True)
+        got = count_findings(r.stdout)
+        if got != b.expect:
+            raise SystemExit(f"{b.name}: kascan reported {got} keys, expected {b.expect}")
+    # warm-up: one untimed run of each, then alternate
+    run_once(b.kascan, b.cwd, kascan=True)
+    for _label, cmd in have:
+        run_once(cmd, b.cwd)
+    b.results = {"kascan": []} | {label: [] for label, _ in have}
+    for _ in range(runs):
+        b.results["kascan"].append(run_once(b.kascan, b.cwd, kascan=True))
+        for label, cmd in have:
+            b.results[label].append(run_once(cmd, b.cwd))
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def table(benches: Sequence[Bench]) -> str:
+    rows = [
+        "| benchmark | kascan (s) | kascan peak RSS | reference | reference (s) | ratio | target "
+        "| met |",
+        "|---|---:|---:|---|---:|---:|---:|:---:|",
+    ]
+    for b in benches:
+        ks = b.results.get("kascan", [])
+        if not ks:
+            rows.append(f"| {b.name} | pending | | | | | | |")
+            continue
+        k = median([r.seconds for r in ks])
+        rss = max(r.rss_kib if b.own_rss_only else max(r.rss_kib, r.tree_rss_kib) for r in ks)
+        rss_txt = f"{rss / 1024:.1f} MiB"
+        rss_ok = rss < 50 * 1024
+        first = True
+        for label, cmd in b.refs or [("(none)", [""])]:
+            runs = b.results.get(label)
+            name = b.name if first else ""
+            kcol = f"{k:.3f}" if first else ""
+            mcol = f"{rss_txt}{'' if rss_ok else ' (!)'}" if first else ""
+            if label == "(none)" or not runs:
+                missing = "" if label == "(none)" else f"{label}: **{cmd[0]} not found**"
+                target = b.seconds_target
+                met = "" if target is None else ("yes" if k <= target else "no")
+                rows.append(
+                    f"| {name} | {kcol} | {mcol} | {missing} | | | "
+                    f"{'' if target is None else f'<= {target:.3f} s'} | {met} |"
+                )
+            else:
+                r = median([x.seconds for x in runs])
+                ratio = k / r if r else float("inf")
+                t = b.targets.get(label)
+                target, met = ("", "") if t is None else (f"<= {t}x", "yes" if ratio <= t else "no")
+                if t is None and b.seconds_target is not None and first:
+                    ok = k <= b.seconds_target
+                    target, met = f"<= {b.seconds_target:.3f} s", "yes" if ok else "no"
+                rows.append(
+                    f"| {name} | {kcol} | {mcol} | `{label}` | {r:.3f} | {ratio:.2f}x | "
+                    f"{target} | {met} |"
+                )
+            first = False
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    rg = "missing"
+    if shutil.which("rg"):
+        rg = subprocess.run(["rg", "--version"], capture_output=True, text=True).stdout.split("\n")[
+            0
+        ]
+    gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        load = ", load average before the run " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
+        load = ""
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, {rg}, {gitv}{load}"
+    )
+
+
+def kascan_has(command: str) -> bool:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "kascan", command, "--help"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny corpus, seconds (CI smoke test)")
+    ap.add_argument(
+        "--runs", type=int, default=None, help="timed runs per command (default 5, quick 2)"
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only benchmarks whose name contains NAME (repeatable)",
+    )
+    ap.add_argument("--jobs", default=None, help="pass --jobs to kascan scan")
+    ap.add_argument(
+        "--corpus", type=Path, default=CORPUS, help=f"where corpora are built ({CORPUS})"
+    )
+    args = ap.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+    quick = args.quick
+    base = args.corpus / ("quick" if quick else "full")
+    base.mkdir(parents=True, exist_ok=True)
+    jobs = ["--jobs", args.jobs] if args.jobs else []
+    t0 = time.perf_counter()
+    where = machine()
+    # An installed kascan has bytecode; a checkout run with PYTHONDONTWRITEBYTECODE=1 would
+    # compile every module on every run (~40 ms): measure what users run.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "kascan")],
+        check=False,
+        capture_output=True,
+    )
+    if not shutil.which("rg"):
+        log(
+            "ripgrep (rg) not found on PATH: its rows are reported as missing "
+            "(Debian/Ubuntu: apt-get install ripgrep)"
+        )
+
+    def wanted(name: str) -> bool:
+        return not args.only or any(o in name for o in args.only)
+
+    benches: list[Bench] = []
+    if quick:
+        tree = build_tree(base / "tree", 300, 2 << 20)
+    else:
+        tree = build_tree(base / "tree", 13000, 110 << 20)
+    tname = f"tree ({tree.files} files, {tree.bytes / 1e6:.0f} MB)"
+    if wanted(tname) or wanted("tree"):
+        benches.append(
+            Bench(
+                tname,
+                ["scan", str(tree.path), *jobs],
+                [
+                    ("rg -F ka_live_", ["rg", "-F", "ka_live_", str(tree.path)]),
+                    (
+                        "rg -uuu -a -F ka_live_",
+                        ["rg", "-uuu", "-a", "-F", "ka_live_", str(tree.path)],
+                    ),
+                ],
+                targets={} if quick else {"rg -F ka_live_": 1.5, "rg -uuu -a -F ka_live_": 1.2},
+                expect=tree.planted,
+            )
+        )
+    if not quick and wanted("2 GiB"):
+        big, nkeys = build_big_file(base / "big", 2 << 30)
+        benches.append(
+            Bench(
+                "one 2 GiB file",
+                ["scan", str(big), *jobs],
+                [("rg -a -F ka_live_", ["rg", "-a", "-F", "ka_live_", str(big)])],
+                expect=nkeys,
+            )
+        )
+    have_git = kascan_has("git")
+    histories: list[tuple[str, Path, bool]] = []  # (name, repository, the 1.3x target applies)
+    if wanted("history"):
+        hist = (
+            build_history(base / "history", 400, 4, 10, 20)
+            if quick
+            else build_history(base / "history", 16000, 8, 50, 40)
+        )
+        listing = git("cat-file", "--batch-all-objects", "--batch-check", cwd=hist)
+        histories.append((f"history ({len(listing.splitlines())} objects)", hist, not quick))
+        small = build_small_history(base / "small-history")
+        histories.append(("history (this repository: start-up bound)", small, False))
+    for label, repo, with_target in histories:
+        b = Bench(
+            label,
+            ["git", str(repo)],
+            [
+                (
+                    "git cat-file --batch-all-objects --batch --unordered",
+                    [
+                        "git",
+                        "-C",
+                        str(repo),
+                        "cat-file",
+                        "--batch-all-objects",
+                        "--batch",
+                        "--unordered",
+                    ],
+                )
+            ],
+            targets={"git cat-file --batch-all-objects --batch --unordered": 1.3}
+            if with_target
+            else {},
+            own_rss_only=True,
+        )
+        if not have_git:
+            b.name += " — `kascan git` pending"
+            b.kascan = []
+        benches.append(b)
+    if wanted("hook") or wanted("start"):
+        hook = build_hook_repo(base / "hook", 500 if quick else 5000, 10)
+        small_files = [str(p) for p in sorted((hook / "src").rglob("*.py"))[:10]]
+        benches.append(
+            Bench(
+                "start-up: kascan --help",
+                ["--help"],
+                [("python -c pass", [sys.executable, "-c", "pass"])],
+            )
+        )
+        benches.append(
+            Bench(
+                "kascan scan <10 small files>",
+                ["scan", *small_files],
+                [("python -c 'import click'", [sys.executable, "-c", "import click"])],
+                seconds_target=0.1,
+            )
+        )
+        hb = Bench(
+            f"hook: kascan git --staged ({500 if quick else 5000} files, 10 staged)",
+            ["git", "--staged"],
+            [("git diff --cached -U0", ["git", "diff", "--cached", "-U0", "--no-color"])],
+            cwd=hook,
+            seconds_target=0.1,
+        )
+        if not have_git:
+            hb.name += " — pending"
+            hb.kascan = []
+        benches.append(hb)
+    for b in benches:
+        if not b.kascan:
+            continue
+        log(f"running: {b.name}")
+        run_bench(b, runs)
+    print(
+        f"\nkascan benchmark ({'quick' if quick else 'full'}, median of {runs} alternating runs, "
+        "warm cache)\n"
+    )
+    print(f"Machine: {where}\n")
+    print(table(benches))
+    log(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Tree scans on every core: the parent walks, forked workers read and match, and the results come
+back in walk order, so ``--jobs N`` reports exactly what ``--jobs 1`` reports, in the same order.
+
+The parent walks the tree (ignore rules and all) and sends batches of paths to worker processes
+over pipes; each worker reads its files (``read_file``: windows, decoders) and matches them
+(``scan_chunk``), then sends back the candidates, its warnings in the order they happened, and
+the counts it added. The parent hands them on in walk order; suppression, dedup and reporting stay
+in the parent. Batches go to the least busy worker, with a bounded number in flight, so memory
+stays flat and a slow file does not hold up the other workers.
+
+Why not ``multiprocessing``: importing it costs about 20 ms (a tenth of a whole scan of a
+100 MB tree), and its helper threads compete with the walk for the GIL; a fork and two pipes per
+worker do the same job. Without ``os.fork`` (Windows) a tree is scanned in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from kascan.errors import KascanError
+from kascan.match import scan_chunk
+from kascan.sources.files import FileRef, read_file
+from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.model import Candidate
+    from kascan.rules import RuleSet
+
+Warn = Callable[[str], None]
+Events = list["Candidate | str"]  # a batch's results in order: candidates, and warnings (str)
+
+BATCH_FILES = 64  # files per batch: enough to amortize the round trip, few enough to balance
+BATCH_BYTES = 16 << 10  # pickled paths per batch
+IN_FLIGHT_BYTES = 48 << 10  # unanswered requests per worker: below a pipe's 64 KiB, writes
+# never block, so the parent cannot deadlock with a worker that waits to send its results
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def scan_file(ref: FileRef, rules: RuleSet, stats: ScanStats, warn: Warn) -> Iterator[Candidate]:
+    """Read one file (all its chunks) and match it: the unit of work of a worker."""
+    for chunk in read_file(ref, stats, warn):
+        yield from scan_chunk(chunk, rules, warn)
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    view = memoryview(len(payload).to_bytes(8, "little") + payload)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    parts: list[bytes] = []
+    while n:
+        block = os.read(fd, min(n, 1 << 20))
+        if not block:
+            return None
+        parts.append(block)
+        n -= len(block)
+    return b"".join(parts)
+
+
+def _read_frame(fd: int) -> bytes | None:
+    head = _read_exact(fd, 8)
+    if head is None:
+        return None
+    return _read_exact(fd, int.from_bytes(head, "little"))
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def _worker(rules: RuleSet, req: int, res: int) -> None:
+    """Serve batches until the parent closes the request pipe."""
+    import pickle
+
+    while True:
+        frame = _read_frame(req)
+        if frame is None:
+            return
+        stats = ScanStats()
+        events: Events = []
+        try:
+            for fs_path, path in pickle.loads(frame):  # noqa: S301 - our own parent's pipe
+                if fs_path is None:  # a walk warning, echoed in its place
+                    events.append(path)
+                else:
+                    events.extend(scan_file(FileRef(fs_path, path), rules, stats, events.append))
+            reply = pickle.dumps((True, events, stats), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # sent back and raised in the parent as one line
+            message = (
+                exc.message if isinstance(exc, KascanError) else f"{type(exc).__name__}: {exc}"
+            )
+            reply = pickle.dumps((False, message, stats), pickle.HIGHEST_PROTOCOL)
+        _write_frame(res, reply)
+
+
+class _Worker:
+    def __init__(self, rules: RuleSet, others: list[_Worker]) -> None:
+        req_r, self.req = os.pipe()
+        self.res, res_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child (coverage does not follow forks)
+            code = 0
+            try:
+                import signal
+
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the parent's to handle
+                os.close(self.req)
+                os.close(self.res)
+                for w in others:  # the earlier workers' pipe ends are not this worker's
+                    os.close(w.req)
+                    os.close(w.res)
+                _worker(rules, req_r, res_w)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+        os.close(req_r)
+        os.close(res_w)
+        self.pid = pid
+        self.in_flight: deque[int] = deque()  # request sizes, oldest first
+        self.replies: deque[bytes] = deque()  # read but not yet handed on
+
+    def close(self, kill: bool) -> None:
+        import signal
+
+        for fd in (self.req, self.res):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if kill:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+class TreeScanner:
+    """Scans the files of walks, in parallel when ``jobs > 1``; one set of workers per run."""
+
+    def __init__(self, rules: RuleSet, stats: ScanStats, warn: Warn, jobs: int) -> None:
+        self.rules = rules
+        self.stats = stats
+        self.warn = warn
+        self.jobs = jobs if hasattr(os, "fork") else 1
+        self._workers: list[_Worker] = []
+
+    def __enter__(self) -> TreeScanner:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(kill=exc_type is not None)
+
+    def close(self, kill: bool = False) -> None:
+        workers, self._workers = self._workers, []
+        for w in workers:
+            w.close(kill)
+
+    def _start(self) -> list[_Worker]:
+        if not self._workers:
+            for _ in range(self.jobs):
+                self._workers.append(_Worker(self.rules, self._workers))
+        return self._workers
+
+    def scan(self, walk: Callable[[Warn], Iterable[FileRef]]) -> Iterator[Candidate]:
+        """Candidates of every file ``walk(warn)`` yields, in walk order.
+
+        The walk's own warnings (an unreadable directory) are replayed between the files they
+        came between, as a one-process scan would show them.
+        """
+        if self.jobs <= 1:
+            for ref in walk(self.warn):
+                yield from scan_file(ref, self.rules, self.stats, self.warn)
+            return
+        import itertools
+        import pickle
+        import select
+
+        prelude: list[FileRef | str] = []  # the first files, and walk warnings among them
+        sink: list[Warn] = [prelude.append]  # where the walk's warnings go
+        refs = iter(walk(lambda message: sink[0](message)))
+        for ref in refs:
+            prelude.append(ref)
+            if len(prelude) > BATCH_FILES:
+                break
+        else:  # a small tree: not worth a fork
+            for item in prelude:
+                if isinstance(item, str):
+                    self.warn(item)
+                else:
+                    yield from scan_file(item, self.rules, self.stats, self.warn)
+            return
+        workers = self._start()
+        order: deque[_Worker] = deque()  # who answers each batch, in walk order
+        # a batch entry is (fs_path, path), or (None, warning): the worker echoes the warning
+        # back in its place, so a walk warning is shown between the same files as in-process
+        batch: list[tuple[str | None, str]] = []
+        batch_bytes = 0
+
+        def drain(w: _Worker) -> None:
+            frame = _read_frame(w.res)
+            if frame is None:
+                raise KascanError("a worker process died during the scan")
+            w.in_flight.popleft()
+            w.replies.append(frame)
+
+        def poll() -> None:
+            """Read every reply that is already there (it frees room and shows who is idle)."""
+            busy = [w for w in workers if w.in_flight]
+            while busy:
+                ready, _, _ = select.select([w.res for w in busy], [], [], 0)
+                if not ready:
+                    return
+                for w in busy:
+                    if w.res in ready:
+                        drain(w)
+                busy = [w for w in busy if w.in_flight and w.res in ready]
+
+        def hand_on(until: Callable[[], bool]) -> Iterator[Candidate]:
+            while order and not until():
+                head = order.popleft()
+                if not head.replies:
+                    drain(head)
+                ok, events, delta = pickle.loads(head.replies.popleft())  # noqa: S301
+                self.stats.merge(delta)
+                if not ok:
+                    raise KascanError(events)
+                for event in events:
+                    if isinstance(event, str):
+                        self.warn(event)
+                    else:
+                        yield event
+
+        def send() -> Iterator[Candidate]:
+            nonlocal batch_bytes
+            if not batch:
+                return
+            payload = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+            batch.clear()
+            batch_bytes = 0
+            poll()
+            w = min(workers, key=lambda w: len(w.in_flight))
+            # hand results on, in order, until this worker has room for the request
+            yield from hand_on(lambda: sum(w.in_flight) + len(payload) + 8 <= IN_FLIGHT_BYTES)
+            _write_frame(w.req, payload)
+            w.in_flight.append(len(payload) + 8)
+            order.append(w)
+
+        def walk_warn(message: str) -> None:
+            nonlocal batch_bytes
+            batch.append((None, message))
+            batch_bytes += len(message) + 16
+
+        sink[0] = walk_warn  # from here on, walk warnings travel with the batches
+        for item in itertools.chain(prelude, refs):
+            if isinstance(item, str):
+                walk_warn(item)
+                continue
+            batch.append((item.fs_path, item.path))
+            batch_bytes += len(item.fs_path) + len(item.path) + 16
+            if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                yield from send()
+        yield from send()
+        yield from hand_on(lambda: False)

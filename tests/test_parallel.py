@@ -1,0 +1,179 @@
+"""``--jobs N`` reports exactly what ``--jobs 1`` reports, in the same order; the ignore fast path
+agrees with pathspec."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pathspec
+import pytest
+
+from kascan.ignore import _quick_test
+from kascan.model import Candidate
+from kascan.parallel import BATCH_FILES, TreeScanner
+from kascan.rules import load_rules
+from kascan.sources.files import FileRef
+from kascan.stats import ScanStats
+
+from .conftest import PREFIX, Result, findings_of, make_key
+
+
+def plant_tree(root: Path, rng: random.Random) -> list[str]:
+    """~600 files in nested and hidden dirs; keys in many, with duplicates, placeholders,
+    binaries, an ignored directory and a file large enough to span windows."""
+    keys: list[str] = []
+    (root / ".gitignore").write_text("ignored/\n*.tmp\n")
+    for d in range(12):
+        sub = root / (f".hidden{d}" if d % 4 == 0 else f"pkg{d}") / f"mod{d % 3}"
+        sub.mkdir(parents=True)
+        for f in range(50):
+            lines = [f"line {i} value={rng.randrange(10**9)}" for i in range(rng.randrange(1, 30))]
+            ignored = f % 17 == 0  # *.tmp
+            if rng.random() < 0.3:
+                k = make_key(rng)
+                if not ignored:
+                    keys.append(k)
+                lines.insert(rng.randrange(len(lines) + 1), f'API_KEY = "{k}"  # col')
+                if rng.random() < 0.3:  # the same key twice on one line, and again later
+                    lines.append(f"{k} {k}")
+            if rng.random() < 0.05:
+                lines.append(f"token = {PREFIX}{'x' * 32}")  # a placeholder: dropped
+            name = f"f{f:03d}.tmp" if ignored else f"f{f:03d}.py"
+            (sub / name).write_text("\n".join(lines) + "\n")
+        blob = bytearray(rng.randbytes(5000))
+        k = make_key(rng)
+        keys.append(k)
+        blob[100 : 100 + len(k) + 2] = b"\0" + k.encode() + b"\0"
+        (sub / "data.bin").write_bytes(bytes(blob))
+    (root / "ignored").mkdir()
+    (root / "ignored" / "x.py").write_text(f"k = '{make_key(rng)}'\n")
+    big = [f"{i} {'y' * 60}" for i in range(90_000)]  # ~6 MB: more than one 4 MiB window
+    k = make_key(rng)
+    keys.append(k)
+    big[60_000] += f" {k}"
+    (root / "big.txt").write_text("\n".join(big))
+    return keys
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_byte_identical_reports(
+    tmp_path: Path, run_cli: Callable[..., Result], rng: random.Random
+) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    keys = plant_tree(root, rng)
+    one = run_cli("scan", "--jobs", "1", "-f", "json", root)
+    two = run_cli("scan", "--jobs", "2", "-f", "json", root)
+    three = run_cli("scan", "--jobs", "3", "-f", "json", root)
+    assert one.returncode == two.returncode == three.returncode == 1, one.stderr
+    assert two.stdout == one.stdout
+    assert three.stdout == one.stdout
+    found = findings_of(one)
+    summary = one.json()["summary"]
+    assert isinstance(summary, dict)
+    assert summary["files"] > BATCH_FILES * 4  # the workers really had batches to share
+    assert sum(summary["dropped"].values()) > 0  # placeholders: dropped, in both
+    assert summary["skipped"]["ignored"] >= 2
+    assert {f["fingerprint"] for f in found} == {
+        "sha256:" + hashlib.sha256(k.encode()).hexdigest() for k in keys
+    }
+    assert any(str(f["path"]).endswith("big.txt") and f["line"] == 60_001 for f in found)
+    # the text report streams findings in the same order too
+    t1 = run_cli("scan", "--jobs", "1", root)
+    t2 = run_cli("scan", "--jobs", "2", root)
+    assert t1.stdout == t2.stdout
+    assert t1.stdout.count("\n") > len(keys)
+    for r in (one, two, three, t1, t2):
+        r.assert_no_leak(*keys)
+
+
+def test_jobs_must_be_positive(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
+    r = run_cli("scan", "--jobs", "0", tmp_path)
+    assert r.returncode == 2
+    assert "--jobs" in r.stderr
+    r.assert_no_leak()
+
+
+def _events(jobs: int, refs: list[FileRef | str]) -> tuple[list[str], ScanStats]:
+    """What the reporter sees, in order: candidates and warnings, as one stream."""
+    stats = ScanStats()
+    seen: list[str] = []
+
+    def warn(message: str) -> None:
+        seen.append("warn: " + message)
+
+    def walk(walk_warn: Callable[[str], None]) -> Iterator[FileRef]:
+        for item in refs:
+            if isinstance(item, str):
+                walk_warn(item)
+            else:
+                yield item
+
+    def show(c: Candidate) -> str:
+        f = c.finding
+        return f"{f.path}:{f.line}:{f.column} {f.secret.fingerprint} {c.drop}"
+
+    with TreeScanner(load_rules(), stats, warn, jobs) as scanner:
+        seen.extend(show(c) for c in scanner.scan(walk))
+    return seen, stats
+
+
+def test_warnings_and_findings_keep_their_order(tmp_path: Path, rng: random.Random) -> None:
+    """Walk warnings (between files) and read warnings (a file gone) land in the same places."""
+    items: list[FileRef | str] = []
+    for i in range(5 * BATCH_FILES):
+        p = tmp_path / f"f{i:04d}.txt"
+        if i % 7 == 0:
+            p.write_text(f"k={make_key(rng)}\n")
+        elif i % 31 == 0:
+            pass  # never written: reading it fails with a warning
+        else:
+            p.write_text(f"nothing {i}\n")
+        if i % 45 == 0:
+            items.append(f"walk warning before {i}")
+        items.append(FileRef(str(p), p.name))
+    one, stats1 = _events(1, items)
+    two, stats2 = _events(2, items)
+    assert two == one
+    assert stats2.as_dict() == stats1.as_dict()
+    assert stats1.unreadable == sum(1 for i in range(5 * BATCH_FILES) if i % 7 and not i % 31)
+    warns = [e for e in one if e.startswith("warn: ")]
+    assert any("walk warning before 45" in w for w in warns)
+    assert any("cannot read f0031.txt" in w for w in warns)
+    assert one.index("warn: walk warning before 45") < next(
+        i for i, e in enumerate(one) if e.startswith("f0049.txt:")
+    )
+    # a tree smaller than a batch is scanned without forking, with the same result
+    small = items[:10]
+    assert _events(2, small) == _events(1, small)
+
+
+PATTERNS = [
+    "*.log", "ignored-build/", "!keep.log", "/top", "a/**/b", "[abc]x?", "**/foo", "bar/",
+    "!bar/x", "*.py[co]", "doc/*.txt", "\\#x", "build", "/dist/", "**/tmp/**", "*~", ".env*",
+    "!.env.example", "x/y/", "?",
+]  # fmt: skip
+NAMES = ["a", "b", "x.log", "keep.log", "top", "foo", "bar", "x", "ax1", "doc", "y.txt", "build",
+         "dist", "tmp", "z~", ".env", ".env.example", "m.pyc", "#x", "y"]  # fmt: skip
+
+
+def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
+    """The one-regex prefilter may say "maybe" too often, never "no" when pathspec says yes."""
+    checked = matched = 0
+    for _ in range(300):
+        lines = rng.sample(PATTERNS, rng.randint(1, 8))
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        quick = _quick_test(spec)
+        assert quick is not None
+        for _ in range(100):
+            path = "/".join(rng.choices(NAMES, k=rng.randint(1, 4))) + rng.choice(["", "/"])
+            verdict = spec.check_file(path).include
+            checked += 1
+            if verdict is not None:
+                matched += 1
+                assert quick(path) is not None, (lines, path)
+    assert checked == 30_000
+    assert matched > 3000  # the paths really exercise the patterns
