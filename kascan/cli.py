@@ -254,6 +254,7 @@ class Reporter:
         self.opts = opts
         self.stats = stats
         self.findings: list[Finding] = []
+        self._warned: set[str] = set()
         self.stream_text = any(o.path is None and o.fmt == "text" for o in opts.outputs)
         color = opts.color == "always" or (
             opts.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -269,6 +270,10 @@ class Reporter:
         )
 
     def warn(self, message: str) -> None:
+        """Each distinct warning once (workers may each meet the same timed-out rule)."""
+        if message in self._warned:
+            return
+        self._warned.add(message)
         self.stats.warnings += 1
         if not self.opts.quiet:
             click.echo(f"kascan: warning: {scrub(message)}", err=True)
@@ -308,6 +313,10 @@ class Reporter:
         render = renderer(fmt)
         tmp: str | None = None
         try:
+            if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace
+                with path.open("w", encoding="utf-8") as fh:
+                    render(self.findings, fh, ctx)
+                return
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 render(self.findings, fh, ctx)
@@ -328,6 +337,15 @@ class Reporter:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+
+def _is_special(path: Path) -> bool:
+    import stat
+
+    try:
+        return not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
+    except OSError:
+        return False
 
 
 def run_pipeline(

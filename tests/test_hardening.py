@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -174,3 +175,23 @@ def test_usage_error_is_one_clear_line(tmp_path: Path, run_cli: Run) -> None:
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].endswith("is a directory.")
+
+
+def test_report_to_a_device_or_fifo_writes_through(tmp_path: Path, run_cli: Run, key: str) -> None:
+    import stat
+    import threading
+
+    write_files(tmp_path / "t", {"a.txt": key})
+    res = run_cli("scan", tmp_path / "t", "-o", "json:/dev/null")
+    assert res.returncode == 1
+    assert stat.S_ISCHR(Path("/dev/null").stat().st_mode)  # still the device, not a report file
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    res = run_cli("scan", tmp_path / "t", "-o", f"json:{fifo}", timeout=30)
+    reader.join(30)
+    assert res.returncode == 1
+    assert b'"findings"' in got[0]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
