@@ -332,7 +332,9 @@ def _scan(
             )
     else:
         progress = g.Progress(mode.progress, f"scanning {repo.display}")
-        history = g.History(repo, stats, label=t.label, excluded=excluded, progress=progress)
+        history = g.History(
+            repo, stats, label=t.label, excluded=excluded, progress=progress, rules=rules
+        )
         yield from history.attribute(find_candidates(history.chunks(), rules, warn))
         notes.extend(history.notes)
 
