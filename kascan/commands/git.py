@@ -14,7 +14,7 @@ import click
 
 from kascan.cli import Options, Reporter, _options, common_options, load_baselines, run_pipeline
 from kascan.errors import KascanError
-from kascan.fleet import RepoQuery, repo_source_options, sweep_options
+from kascan.fleet_options import RepoQuery, repo_source_options, sweep_options
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kascan.cli import Options, Reporter, load_baselines
 from kascan.errors import KascanError
-from kascan.fleet import RepoQuery
+from kascan.fleet_options import RepoQuery
 from kascan.model import Finding
 from kascan.stats import ScanStats
 

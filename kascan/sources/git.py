@@ -16,7 +16,6 @@ import io
 import os
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,12 +23,12 @@ from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
 from kascan.model import Candidate, Chunk, Commit
-from kascan.sources.blobstream import BlobStream
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.rules import RuleSet
+    from kascan.sources.blobstream import BlobStream
 
 Warn = Callable[[str], None]
 
@@ -197,15 +196,15 @@ def open_repo(path: str, display: str | None = None, *, inherit: bool = False) -
         raise KascanError(f"not a git repository: {display} ({what})")
     keep = ("GIT_DIR", "GIT_WORK_TREE") if inherit else ()
     env = git_env(keep)
-    base = ["git", "-C", path, *SAFE_CONFIG, "rev-parse"]
     try:
         proc = subprocess.run(
             [
-                *base,
+                *["git", "-C", path, *SAFE_CONFIG, "rev-parse"],
                 "--absolute-git-dir",
                 "--is-bare-repository",
                 "--is-shallow-repository",
                 "--show-object-format",
+                "--show-toplevel",  # last: it fails (after the others) without a work tree
             ],
             env=env,
             capture_output=True,
@@ -214,16 +213,12 @@ def open_repo(path: str, display: str | None = None, *, inherit: bool = False) -
     except OSError as exc:
         raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
     out = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    if proc.returncode != 0 or len(out) < 4:
+    if len(out) < 4 or (proc.returncode != 0 and b"work tree" not in proc.stderr):
         reason = _last_line(proc.stderr)
         detail = "" if reason.startswith("not a git repository") else f" ({reason})"
         raise KascanError(f"not a git repository: {display}{detail}")
     git_dir, bare, shallow, fmt = out[:4]
-    work_tree: str | None = None
-    if bare != "true":
-        top = subprocess.run([*base, "--show-toplevel"], env=env, capture_output=True, check=False)
-        if top.returncode == 0 and top.stdout.strip():
-            work_tree = top.stdout.decode("utf-8", "surrogateescape").rstrip("\n")
+    work_tree = out[4] if bare != "true" and proc.returncode == 0 and len(out) > 4 else None
     index_file = None
     if inherit and os.environ.get("GIT_INDEX_FILE"):
         index_file = os.path.abspath(os.environ["GIT_INDEX_FILE"])
@@ -418,6 +413,8 @@ def iter_blobs(
 
     ``on_blob`` is told which blob the following chunks come from before they are yielded.
     """
+    import threading
+
     proc = _popen(repo, "cat-file", "--batch", stdin=subprocess.PIPE)
     stdin, out = proc.stdin, proc.stdout
     assert stdin is not None and out is not None
@@ -569,6 +566,7 @@ class History:
     def _pack_order(self) -> Iterator[Chunk]:
         """Every blob of the object database, in pack order; commits are counted alongside."""
         from kascan.match import fast_prefix
+        from kascan.sources.blobstream import BlobStream
 
         repo, stats = self.repo, self.stats
         assert self.rules is not None
@@ -1011,7 +1009,6 @@ def _patch_totals(stats: ScanStats, pstats: PatchStats) -> None:
 
 def staged_paths(repo: GitRepo) -> set[str]:
     """Paths with staged additions or changes (what pre-commit passes to a commit hook)."""
-    base = "HEAD" if head_commit(repo) else repo.empty_tree
     proc = run_git(
         repo,
         "diff",
@@ -1020,8 +1017,7 @@ def staged_paths(repo: GitRepo) -> set[str]:
         "-z",
         "-M",
         "--no-relative",
-        "--diff-filter=ACMRTUXB",
-        base,
+        "--diff-filter=ACMRTUXB",  # against HEAD, or the empty tree before the first commit
     )
     return {p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p}
 
@@ -1039,8 +1035,8 @@ def iter_staged(
     the index, never the work tree; ``only`` narrows it to those paths (after rename detection
     over the whole change, so a file renamed into ``only`` does not count as all new)."""
     pstats = pstats if pstats is not None else PatchStats()
-    base = "HEAD" if head_commit(repo) else repo.empty_tree
-    proc = _popen(repo, "diff", "--cached", *_DIFF_ARGS, base, "--")
+    # no base: HEAD, or the empty tree before the first commit (one git process fewer)
+    proc = _popen(repo, "diff", "--cached", *_DIFF_ARGS, "--")
     try:
         assert proc.stdout is not None
         yield from iter_patch(
