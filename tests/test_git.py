@@ -605,3 +605,17 @@ def test_big_and_small_blobs_in_one_stream(
         ("big.txt", big_lines + 1, 1, c1),
         ("s7.txt", 21_001, 3, c1),
     ]
+
+
+def test_many_blobs_with_keys_are_attributed_from_the_whole_walk(
+    run_cli: RunCli, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    ks = keys(70)  # more blobs with a key than are looked up one by one in the early walk
+    git_repo.commit("base", {"README.md": "hi\n"})
+    c2 = git_repo.commit("many", {f"k/{i:02d}.txt": f"{i}\n{k}\n" for i, k in enumerate(ks)})
+    c3 = git_repo.commit("moved", {"moved.txt": f"{ks[0]}\n"})
+    git_repo.rm("k/00.txt")
+    c4 = git_repo.commit("rm")
+    found = hits(scan(run_cli, git_repo))
+    assert found == [(f"k/{i:02d}.txt", 2, 1, c2) for i in range(70)] + [("moved.txt", 1, 1, c3)]
+    assert c4 not in {sha for *_, sha in found}

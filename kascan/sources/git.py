@@ -529,6 +529,7 @@ class History:
         self._blob: _Blob | None = None  # the blob being read (walked order)
         self._stream: BlobStream | None = None  # pack order
         self._empty = False
+        self._early_walk: _EarlyWalk | None = None
 
     def _set_current(self, blob: _Blob) -> None:
         self._blob = blob
@@ -575,6 +576,9 @@ class History:
         progress = self.progress.update if self.progress and self.progress.enabled else None
         stream = BlobStream(repo, gate=fast_prefix(self.rules), label=self.label, progress=progress)
         self._stream = stream
+        # the attribution walk runs alongside, into a file: when some blob holds a key it is
+        # (nearly) done by the end of the read; when none does it is stopped
+        self._early_walk = _start_walk(repo, self._revs)
         try:
             yield from stream.chunks()
             assert counter.stdout is not None and modules.stdout is not None
@@ -644,12 +648,17 @@ class History:
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
         found: dict[str, list[Candidate]] = {}
-        for cand in candidates:
-            found.setdefault(self._current(), []).append(cand)
-        if found and not self._empty:
-            yield from self._attribute(found)
-        elif found:
-            self._unreachable(len(found))
+        try:
+            for cand in candidates:
+                found.setdefault(self._current(), []).append(cand)
+            if found and not self._empty:
+                yield from self._attribute(found)
+            elif found:
+                self._unreachable(len(found))
+        finally:
+            if self._early_walk is not None:
+                self._early_walk.close()
+                self._early_walk = None
 
     # -- attribution ------------------------------------------------------------------------
 
@@ -737,22 +746,16 @@ class History:
         commit replaces an earlier one's introduction, so the oldest wins; ``--reverse`` would
         give the same answer but costs git a third more. Merges are diffed against their first
         parent; what a merge adds counts only for keys that no other commit introduces."""
-        args = [
-            "log",
-            "--no-renames",
-            "--raw",
-            "-z",
-            "--root",
-            "--no-abbrev",
-            "--date-order",
-            "--no-textconv",
-            "--no-ext-diff",
-            "--format=%x01%H%x00%P%x00%an%x00%ae%x00%aI",
-            "--diff-merges=first-parent",
-        ]
-        if len(keys) <= 2000:
-            args.extend(f"--find-object={oid}" for oid in sorted(keys))
-        proc = _popen(self.repo, *args, *self._revs, "--")
+        early = self._early_walk
+        self._early_walk = None
+        proc: subprocess.Popen[bytes] | None = None
+        if early is not None:
+            stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
+        else:
+            find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
+            proc = _popen(self.repo, *_WALK_ARGS, *find, *self._revs, "--")
+            assert proc.stdout is not None
+            stream = proc.stdout
         intros: dict[tuple[str, str], Introduction] = {}
         by_merges: dict[tuple[str, str], Introduction] = {}
         seen: set[str] = set()
@@ -773,11 +776,10 @@ class History:
                     target[(key, path)] = Introduction(commit, dst, path)  # older wins
 
         try:
-            assert proc.stdout is not None
             commit: Commit | None = None
             merge = False
             entries: list[_Entry] = []
-            tokens = _nul_tokens(proc.stdout)
+            tokens = _nul_tokens(stream)
             for tok in tokens:
                 tok = tok.lstrip(b"\n")
                 if tok.startswith(b"\x01"):
@@ -799,14 +801,116 @@ class History:
                         seen.update(oid for oid in (src, dst) if oid in keys)
                         entries.append((src, dst, status, path))
             settle(commit, merge, entries)
-            _finish(self.repo, proc, "log")
+            if proc is not None:
+                _finish(self.repo, proc, "log")
         finally:
-            _kill(proc)
+            if proc is not None:
+                _kill(proc)
+            else:
+                stream.close()
         introduced = {k for k, _ in intros}
         for (key, path), intro in by_merges.items():
             if key not in introduced:
                 intros.setdefault((key, path), intro)
         return intros, seen
+
+
+_WALK_ARGS = (
+    "log",
+    "--no-renames",
+    "--raw",
+    "-z",
+    "--root",
+    "--no-abbrev",
+    "--date-order",
+    "--no-textconv",
+    "--no-ext-diff",
+    "--format=%x01%H%x00%P%x00%an%x00%ae%x00%aI",
+    "--diff-merges=first-parent",
+)
+
+
+@dataclass
+class _EarlyWalk:
+    """``git log --raw`` of the whole history, run while the blobs are read, into a file."""
+
+    proc: subprocess.Popen[bytes]
+    out: IO[bytes]
+    err: IO[bytes]
+
+    def close(self) -> None:
+        _kill(self.proc)
+        self.out.close()
+        self.err.close()
+
+
+def _start_walk(repo: GitRepo, revs: Sequence[str]) -> _EarlyWalk | None:
+    import tempfile
+
+    out = tempfile.TemporaryFile(prefix="kascan-walk-")  # noqa: SIM115 - _EarlyWalk.close
+    err = tempfile.TemporaryFile(prefix="kascan-walk-")  # noqa: SIM115 - _EarlyWalk.close
+    try:
+        proc = subprocess.Popen(
+            repo.argv(*_WALK_ARGS, *revs, "--"),
+            env=repo.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+    except OSError:
+        out.close()
+        err.close()
+        return None  # the walk will run after the read, as usual
+    return _EarlyWalk(proc, out, err)
+
+
+_FEW = 64  # up to this many blobs, their commits are found with bytes.find, not by parsing all
+
+
+def _walk_records(repo: GitRepo, walk: _EarlyWalk, oids: set[str]) -> IO[bytes]:
+    """The early walk's output, finished; with few blobs, only the commits that show them."""
+    try:
+        rc = walk.proc.wait()
+        if rc != 0:
+            walk.err.seek(0)
+            raise KascanError(f"git log failed in {repo.display}: {_last_line(walk.err.read())}")
+        walk.out.seek(0)
+        if len(oids) > _FEW:
+            whole = walk.out
+            walk.out = io.BytesIO()  # the caller reads the file itself, and closes it
+            return whole
+        needles = [oid.encode() for oid in sorted(oids)]
+        kept = io.BytesIO()
+        done: set[int] = set()
+        rest, offset = b"", 0
+        while True:
+            block = walk.out.read(1 << 20)
+            data = rest + block
+            cut = data.rfind(b"\x01") if block else len(data)
+            if cut <= 0 and block:
+                rest = data  # one commit's record is longer than a block: read on
+                continue
+            part, rest = data[:cut], data[cut:]
+            found: list[tuple[int, int]] = []
+            for oid in needles:
+                at = part.find(oid)
+                while at != -1:
+                    start = part.rfind(b"\x01", 0, at)
+                    end = part.find(b"\x01", at)
+                    end = len(part) if end == -1 else end
+                    if start != -1 and offset + start not in done:
+                        done.add(offset + start)
+                        found.append((start, end))
+                    at = part.find(oid, end)
+            for start, end in sorted(found):  # in the walk's order
+                kept.write(part[start:end].rstrip(b"\n") + b"\0")
+            offset += len(part)
+            if not block:
+                break
+        kept.seek(0)
+        return kept
+    finally:
+        walk.close()
 
 
 def _path_free(rules: RuleSet) -> bool:
