@@ -627,9 +627,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "--batch",
                         "--unordered",
                     ],
-                )
+                ),
+                (  # the floor: git writing to /dev/null, no pipe, no reader
+                    "same, > /dev/null",
+                    [
+                        "sh",
+                        "-c",
+                        'exec git -C "$1" cat-file --batch-all-objects --batch --unordered'
+                        " > /dev/null",
+                        "sh",
+                        str(repo),
+                    ],
+                ),
             ],
-            targets={"git cat-file --batch-all-objects --batch --unordered": 1.3}
+            targets={
+                "git cat-file --batch-all-objects --batch --unordered": 1.3,
+                "same, > /dev/null": 1.3,
+            }
             if with_target
             else {},
             own_rss_only=True,
