@@ -347,11 +347,14 @@ class _Blob:
     path: str  # one of the paths it appears at (rev-list's name); attribution finds all
 
 
-@dataclass
 class _Inventory:
-    blobs: list[_Blob] = field(default_factory=list)
-    commits: int = 0
-    gitmodules: bool = False
+    # a plain class: every dataclass costs the start-up of a hook ~0.5-1 ms
+    __slots__ = ("blobs", "commits", "gitmodules")
+
+    def __init__(self) -> None:
+        self.blobs: list[_Blob] = []
+        self.commits = 0
+        self.gitmodules = False
 
 
 def _stash_revs(repo: GitRepo) -> list[str]:
@@ -830,13 +833,13 @@ _WALK_ARGS = (
 )
 
 
-@dataclass
 class _EarlyWalk:
     """``git log --raw`` of the whole history, run while the blobs are read, into a file."""
 
-    proc: subprocess.Popen[bytes]
-    out: IO[bytes]
-    err: IO[bytes]
+    __slots__ = ("err", "out", "proc")
+
+    def __init__(self, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes]) -> None:
+        self.proc, self.out, self.err = proc, out, err
 
     def close(self) -> None:
         _kill(self.proc)
