@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
 
@@ -18,6 +18,9 @@ from kascan.errors import KascanError
 from kascan.model import Chunk, Finding, scrub
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.sources.decode import Decoders
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -125,6 +128,32 @@ def common_options(f: F) -> F:
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def decoder_options(f: F) -> F:
+    """Switches for what a scan looks inside (shared by every command that reads content)."""
+    opts = [
+        click.option(
+            "--no-archives",
+            is_flag=True,
+            help="Do not look inside zip/jar/apk/whl, tar and gzip/bzip2/xz files.",
+        ),
+        click.option("--no-base64", is_flag=True, help="Do not decode base64-encoded keys."),
+        click.option("--no-utf16", is_flag=True, help="Do not look for keys in UTF-16 text."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def decoders_from(kw: dict[str, object]) -> Decoders:
+    from kascan.sources.decode import Decoders
+
+    return Decoders(
+        archives=not kw.pop("no_archives", False),
+        base64=not kw.pop("no_base64", False),
+        utf16=not kw.pop("no_utf16", False),
+    )
 
 
 def _options(command: str, **kw: object) -> Options:
@@ -292,6 +321,7 @@ def _display_prefix(arg: str, many: bool) -> str:
 @click.option(
     "--stdin-name", default="<stdin>", show_default=True, help="The path to report for stdin."
 )
+@decoder_options
 @common_options
 def scan(
     paths: tuple[str, ...],
@@ -302,8 +332,12 @@ def scan(
 ) -> int:
     """Scan files, directory trees, or standard input ('-') for Kubeadapt API keys."""
     from kascan.config import load_config
+    from kascan.sources.archives import DEFAULT_LIMITS
+    from kascan.sources.decode import decode_chunks
     from kascan.sources.files import FileRef, iter_stdin, iter_tree, read_file, resolve_roots
 
+    decoders = decoders_from(kw)
+    limits = DEFAULT_LIMITS if decoders.archives else None
     opts = _options("scan", **kw)
     roots = resolve_roots(paths or (".",))
     many = len(roots) > 1
@@ -332,7 +366,7 @@ def scan(
             rep.warn(msg)
         for arg, path in roots:
             if path is None:
-                yield from iter_stdin(stats, stdin_name)
+                yield from iter_stdin(stats, stdin_name, rep.warn, limits)
             elif path.is_dir():
                 from kascan.ignore import Ignorer
 
@@ -348,12 +382,14 @@ def scan(
                     ignorer = Ignorer(ignorer.top, ignorer.root_rel, patterns, [])
                 prefix = _display_prefix(arg, many)
                 for ref in iter_tree(path, prefix, ignorer, stats, rep.warn, follow_symlinks):
-                    yield from read_file(ref, stats, rep.warn)
+                    yield from read_file(ref, stats, rep.warn, archives=limits)
             else:
                 display = Path(arg).as_posix()
-                yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
+                yield from read_file(
+                    FileRef(arg, display), stats, rep.warn, explicit=True, archives=limits
+                )
 
-    return run_pipeline(opts, stats, chunks, baseline)
+    return run_pipeline(opts, stats, lambda rep: decode_chunks(chunks(rep), decoders), baseline)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,296 @@
+"""Keys hidden in base64 or UTF-16: found by their prefix's encoded forms, decoded only around hits.
+
+Every chunk still goes to the matcher as it is; after it come small decoded chunks, one per hit:
+
+* base64 (standard and URL-safe alphabets, any of the three byte alignments, also deep inside a
+  longer value, also base64 of base64): the stable characters of ``ka_live_``'s encodings are
+  looked for, the surrounding base64 run is decoded and the normal matcher confirms the key. The
+  finding is *pinned* to the line and column where the encoded key starts.
+* UTF-16 (LE and BE, with or without BOM): ``ka_live_`` as 16-bit units; the line around the hit
+  is decoded, and lines and columns are counted in characters of the UTF-16 text.
+
+Cost: a plain text chunk costs one ``memchr`` pass per anchor byte (every base64 needle contains a
+``V``; the rare ``V`` hits are checked against the needles) and one for NUL (UTF-16 text always
+has NULs), so a plain-text tree scan is barely slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from kascan.model import Chunk
+from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX
+
+PREFIX = BUILTIN_PREFIX.encode()
+_KEY_BYTES = len(PREFIX) + BUILTIN_BODY_LEN
+_B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple of 4)
+_UTF16 = bytes(b for c in PREFIX for b in (c, 0))[:-1]  # "k\0a\0…_": both byte orders contain it
+_U16_CONTEXT = 512  # characters decoded on each side of a UTF-16 hit
+
+
+@dataclass(frozen=True, slots=True)
+class Decoders:
+    """Which wrappers a scan looks inside (all by default)."""
+
+    archives: bool = True
+    base64: bool = True
+    utf16: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Needle:
+    text: bytes  # characters of the encoding that depend on the prefix only
+    lead: int  # characters of the 4-character group before ``text``
+    align: int  # bytes of the 3-byte group before what is encoded
+    inner: _Needle | None = None  # base64 of base64: the needle this one encodes
+
+
+def _stable(prefix: bytes, align: int) -> tuple[bytes, int]:
+    import base64
+
+    enc = base64.b64encode(b"\0" * align + prefix)
+    first = -(-8 * align // 6)  # first character made only of prefix bits
+    end = (8 * align + 8 * len(prefix)) // 6
+    return enc[first:end], first
+
+
+def _needles(double: bool) -> tuple[_Needle, ...]:
+    singles = [_Needle(*_stable(PREFIX, a), a) for a in range(3)]
+    out = list(singles)
+    if double:
+        out += [_Needle(*_stable(n.text, a), a, n) for n in singles for a in range(3)]
+    url = bytes.maketrans(b"+/", b"-_")
+    for n in list(out):
+        alt = n.text.translate(url)
+        if alt != n.text:
+            out.append(_Needle(alt, n.lead, n.align, n.inner))
+    return tuple(out)
+
+
+Table = dict[int, dict[int, list[tuple[int, _Needle]]]]
+
+
+def _anchor_table(needles: tuple[_Needle, ...]) -> Table:
+    """anchor byte -> byte before it -> [(offset of the anchor in the needle, needle)].
+
+    Anchors are bytes rare in text, so that a ``memchr`` loop over them stops at few places.
+    """
+    rare = b"VWZXQJKYUGHOPNMLBDEFRSTACIz"
+    table: Table = {}
+    left = list(needles)
+    while left:
+        best = max(rare, key=lambda c: (sum(c in n.text[1:] for n in left), -rare.index(c)))
+        covered = [n for n in left if best in n.text[1:]]
+        if not covered:  # pragma: no cover - every needle has one of the rare letters
+            raise AssertionError("needle without an anchor")
+        for n in covered:
+            k = n.text.index(best, 1)
+            table.setdefault(best, {}).setdefault(n.text[k - 1], []).append((k, n))
+        left = [n for n in left if n not in covered]
+    return table
+
+
+_TABLES: dict[bool, Table] = {}
+
+
+def _table(double: bool) -> Table:
+    t = _TABLES.get(double)
+    if t is None:
+        t = _TABLES[double] = _anchor_table(_needles(double))
+    return t
+
+
+def _find_needles(data: bytes, lo: int, hi: int, double: bool) -> set[tuple[int, _Needle]]:
+    """(start, needle) for every needle starting in [lo, hi)."""
+    hits: set[tuple[int, _Needle]] = set()
+    find = data.find
+    for anchor, by_prev in _table(double).items():
+        sep = bytes((anchor,))
+        group = [kn for kns in by_prev.values() for kn in kns]
+        dense = 512 // len(group)  # mean gap between anchors below which plain finds are cheaper
+        end = hi + 16
+        p = find(sep, lo + 1, end)
+        seen = 0
+        while p != -1:
+            cands = by_prev.get(data[p - 1])
+            if cands is not None:
+                for k, n in cands:
+                    s = p - k
+                    if lo <= s < hi and data.startswith(n.text, s):
+                        hits.add((s, n))
+            seen += 1
+            if seen >= 64 and p - lo < seen * dense:  # anchor-dense data (binary, hex)
+                for _k, n in group:
+                    s = find(n.text, lo, hi + len(n.text))
+                    while s != -1:
+                        hits.add((s, n))
+                        s = find(n.text, s + 1, hi + len(n.text))
+                break
+            p = find(sep, p + 1, end)
+    return hits
+
+
+def _run_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """Extend [start, end) over base64 characters, at most _CONTEXT on each side."""
+    lo_limit = max(start - _CONTEXT, 0)
+    i = start
+    while i > lo_limit and data[i - 1] in _B64_CHARS:
+        i -= 1
+    hi_limit = min(end + _CONTEXT, len(data))
+    j = end
+    while j < hi_limit and data[j] in _B64_CHARS:
+        j += 1
+    while j < len(data) and j - end < _CONTEXT + 2 and data[j] == 0x3D:  # '=' padding
+        j += 1
+    return i, j
+
+
+def _b64decode(text: bytes) -> bytes:
+    import binascii
+
+    text = text.rstrip(b"=").translate(_TO_STD)
+    text = text[: len(text) - (len(text) % 4 == 1)]
+    text += b"=" * (-len(text) % 4)
+    try:
+        return binascii.a2b_base64(text)
+    except binascii.Error:  # pragma: no cover - only base64 characters reach here
+        return b""
+
+
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+
+
+def _decode_at(data: bytes, group: int) -> tuple[bytes, int]:
+    """Decode the base64 run around the 4-character group starting at ``group``.
+
+    Returns the decoded bytes and the offset in them of the group's first byte.
+    """
+    run_lo, run_hi = _run_bounds(data, group, group + 4)
+    start = group - (group - run_lo) // 4 * 4
+    return _b64decode(data[start:run_hi]), (group - start) // 4 * 3
+
+
+def _position(chunk: Chunk, offset: int) -> tuple[int, int]:
+    """1-based line and 0-based column of ``chunk.data[offset]``."""
+    data = chunk.data
+    nl = data.rfind(b"\n", 0, offset)
+    line = chunk.line + (data.count(b"\n", 0, offset) if nl != -1 else 0)
+    if nl == -1:
+        return line, chunk.column + len(data[:offset].decode("utf-8", "replace"))
+    return line, len(data[nl + 1 : offset].decode("utf-8", "replace"))
+
+
+def _label(chunk: Chunk, how: str) -> str:
+    return f"{chunk.decoded}+{how}" if chunk.decoded else how
+
+
+def base64_chunks(chunk: Chunk, double: bool = True) -> Iterator[Chunk]:
+    """A pinned chunk of decoded bytes for every base64-encoded key prefix in the chunk."""
+    data = chunk.data
+    lo, hi = chunk.fresh, len(data) - chunk.tail
+    if hi <= lo:
+        return
+    done: set[int] = set()
+    for s, needle in sorted(_find_needles(data, lo, hi, double), key=lambda h: h[0]):
+        group = s - needle.lead
+        if group < 0 or group in done:
+            continue
+        done.add(group)
+        decoded, at = _decode_at(data, group)
+        line, column = _position(chunk, group)
+        inner = needle.inner
+        if inner is None:
+            yield _pinned(chunk, decoded, at + needle.align, line, column, "base64")
+            continue
+        s2 = at + needle.align  # where the inner encoding's needle sits in the decoded bytes
+        g2 = s2 - inner.lead
+        if g2 >= 0 and decoded.startswith(inner.text, s2):
+            dec2, at2 = _decode_at(decoded, g2)
+            yield _pinned(chunk, dec2, at2 + inner.align, line, column, "base64+base64")
+
+
+def _pinned(chunk: Chunk, data: bytes, key_at: int, line: int, column: int, how: str) -> Chunk:
+    # only a match starting exactly at key_at counts: other keys nearby have hits of their own
+    return Chunk(
+        chunk.path,
+        data,
+        line,
+        column,
+        fresh=key_at,
+        tail=max(len(data) - key_at - 1, 0),
+        commit=chunk.commit,
+        repo=chunk.repo,
+        decoded=_label(chunk, how),
+        pinned=True,
+    )
+
+
+def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
+    """A chunk of the decoded line around every UTF-16 ``ka_live_`` in the chunk."""
+    data = chunk.data
+    lo, hi = chunk.fresh, len(data) - chunk.tail
+    at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
+    bom = data[:2] if at_start else b""
+    find = data.find
+    p = find(_UTF16, lo, hi)
+    while p != -1:
+        if bom == b"\xfe\xff" or (bom != b"\xff\xfe" and at_start and p % 2):
+            enc, unit, nl = "utf-16-be", p - 1, b"\0\n"
+        else:
+            enc, unit, nl = "utf-16-le", p, b"\n\0"
+        if unit >= 0:
+            yield _utf16_line(chunk, enc, unit, nl, 2 if bom else 0)
+        p = find(_UTF16, p + 1, hi)
+
+
+def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chunk:
+    data = chunk.data
+    pos = data.rfind(nl, 0, unit)  # the last encoded newline on a unit boundary before the hit
+    while pos != -1 and (unit - pos) % 2:
+        pos = data.rfind(nl, 0, pos + 1)
+    if pos == -1:
+        line = chunk.line
+        line_start = first if chunk.line == 1 and chunk.fresh == 0 else unit % 2
+        column0 = chunk.column
+    else:
+        line = chunk.line + data.count(nl, 0, pos + 2)
+        line_start = pos + 2
+        column0 = 0
+    win_lo = max(line_start, unit - 2 * _U16_CONTEXT)
+    win_lo += (unit - win_lo) % 2
+    text = data[win_lo : unit + 2 * _U16_CONTEXT].decode(enc, "replace")
+    key_at = (unit - win_lo) // 2
+    cut = text.find("\n", key_at)
+    if cut != -1:
+        text = text[:cut]
+    before = len(text[:key_at].encode("utf-8"))
+    out = text.encode("utf-8")
+    return Chunk(
+        chunk.path,
+        out,
+        line,
+        column0 + (win_lo - line_start) // 2,
+        fresh=before,
+        tail=max(len(out) - before - 1, 0),
+        commit=chunk.commit,
+        repo=chunk.repo,
+        decoded=_label(chunk, enc[:6] + enc[7:]),
+    )
+
+
+def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk]:
+    """Every chunk, each followed by the decoded chunks of what it hides."""
+    b64, u16 = decoders.base64, decoders.utf16
+    if not (b64 or u16):
+        yield from chunks
+        return
+    for chunk in chunks:
+        yield chunk
+        if chunk.pinned:
+            continue
+        if b64:
+            yield from base64_chunks(chunk)
+        if u16 and b"\0" in chunk.data:
+            yield from utf16_chunks(chunk)
