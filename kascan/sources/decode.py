@@ -69,66 +69,72 @@ def _needles(double: bool) -> tuple[_Needle, ...]:
     return tuple(out)
 
 
-Table = dict[int, dict[int, list[tuple[int, _Needle]]]]
+_ANCHOR = ord("V")  # every single needle and most double ones contain a V
 
 
-def _anchor_table(needles: tuple[_Needle, ...]) -> Table:
-    """anchor byte -> byte before it -> [(offset of the anchor in the needle, needle)].
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    needles: tuple[_Needle, ...]
+    by_prev: dict[int, tuple[tuple[int, _Needle], ...]]  # byte before a V -> (offset of V, needle)
+    no_v: tuple[bytes, ...]  # needles without a V (some base64-of-base64 alignments)
 
-    Anchors are bytes rare in text, so that a ``memchr`` loop over them stops at few places.
+
+_PLAN: list[_Plan] = []
+_SMALL = 4096  # chunks this small are also searched for the needles without a V
+
+
+def _plan() -> _Plan:
+    if not _PLAN:
+        needles = _needles(True)
+        by_prev: dict[int, list[tuple[int, _Needle]]] = {}
+        no_v: list[bytes] = []
+        for n in needles:
+            k = n.text.find(b"V", 1)
+            if k == -1:
+                no_v.append(n.text)
+            while k != -1:
+                by_prev.setdefault(n.text[k - 1], []).append((k, n))
+                k = n.text.find(b"V", k + 1)
+        _PLAN.append(_Plan(needles, {c: tuple(v) for c, v in by_prev.items()}, tuple(no_v)))
+    return _PLAN[0]
+
+
+def might_hide_base64(data: bytes, lo: int = 0) -> bool:
+    """The cheap gate, run on every chunk: a ``memchr`` loop over the (rare) ``V`` bytes.
+
+    True when a V completes an encoded-prefix needle, or when V is dense (base64-like content,
+    where the needles without a V, for base64 of base64, are then looked for too), or when a
+    small chunk (a Secret, a config file) holds one of those needles without a V.
     """
-    rare = b"VWZXQJKYUGHOPNMLBDEFRSTACIz"
-    table: Table = {}
-    left = list(needles)
-    while left:
-        best = max(rare, key=lambda c: (sum(c in n.text[1:] for n in left), -rare.index(c)))
-        covered = [n for n in left if best in n.text[1:]]
-        if not covered:  # pragma: no cover - every needle has one of the rare letters
-            raise AssertionError("needle without an anchor")
-        for n in covered:
-            k = n.text.index(best, 1)
-            table.setdefault(best, {}).setdefault(n.text[k - 1], []).append((k, n))
-        left = [n for n in left if n not in covered]
-    return table
-
-
-_TABLES: dict[bool, Table] = {}
-
-
-def _table(double: bool) -> Table:
-    t = _TABLES.get(double)
-    if t is None:
-        t = _TABLES[double] = _anchor_table(_needles(double))
-    return t
-
-
-def _find_needles(data: bytes, lo: int, hi: int, double: bool) -> set[tuple[int, _Needle]]:
-    """(start, needle) for every needle starting in [lo, hi)."""
-    hits: set[tuple[int, _Needle]] = set()
+    plan = _plan()
+    by_prev = plan.by_prev
     find = data.find
-    for anchor, by_prev in _table(double).items():
-        sep = bytes((anchor,))
-        group = [kn for kns in by_prev.values() for kn in kns]
-        dense = 512 // len(group)  # mean gap between anchors below which plain finds are cheaper
-        end = hi + 16
-        p = find(sep, lo + 1, end)
-        seen = 0
-        while p != -1:
-            cands = by_prev.get(data[p - 1])
-            if cands is not None:
-                for k, n in cands:
-                    s = p - k
-                    if lo <= s < hi and data.startswith(n.text, s):
-                        hits.add((s, n))
-            seen += 1
-            if seen >= 64 and p - lo < seen * dense:  # anchor-dense data (binary, hex)
-                for _k, n in group:
-                    s = find(n.text, lo, hi + len(n.text))
-                    while s != -1:
-                        hits.add((s, n))
-                        s = find(n.text, s + 1, hi + len(n.text))
-                break
-            p = find(sep, p + 1, end)
+    p = find(b"V", lo + 1)
+    for _ in range(32 + (len(data) >> 8)):
+        if p == -1:
+            break
+        cands = by_prev.get(data[p - 1])
+        if cands is not None:
+            for k, n in cands:
+                if p >= k and data.startswith(n.text, p - k):
+                    return True
+        p = find(b"V", p + 1)
+    else:
+        return p != -1
+    return len(data) < _SMALL and any(n in data for n in plan.no_v)
+
+
+def _find_needles(data: bytes, lo: int, hi: int) -> list[tuple[int, _Needle]]:
+    """(start, needle) for every needle starting in [lo, hi), in order."""
+    hits: list[tuple[int, _Needle]] = []
+    find = data.find
+    for n in _plan().needles:
+        stop = hi + len(n.text)
+        s = find(n.text, lo, stop)
+        while s != -1:
+            hits.append((s, n))
+            s = find(n.text, s + 1, stop)
+    hits.sort(key=lambda h: h[0])
     return hits
 
 
@@ -186,14 +192,14 @@ def _label(chunk: Chunk, how: str) -> str:
     return f"{chunk.decoded}+{how}" if chunk.decoded else how
 
 
-def base64_chunks(chunk: Chunk, double: bool = True) -> Iterator[Chunk]:
+def base64_chunks(chunk: Chunk) -> Iterator[Chunk]:
     """A pinned chunk of decoded bytes for every base64-encoded key prefix in the chunk."""
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
     if hi <= lo:
         return
     done: set[int] = set()
-    for s, needle in sorted(_find_needles(data, lo, hi, double), key=lambda h: h[0]):
+    for s, needle in _find_needles(data, lo, hi):
         group = s - needle.lead
         if group < 0 or group in done:
             continue
@@ -232,11 +238,13 @@ def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
     at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
-    bom = data[:2] if at_start else b""
+    bom = data[:2] if at_start and data[:2] in (b"\xff\xfe", b"\xfe\xff") else b""
     find = data.find
     p = find(_UTF16, lo, hi)
     while p != -1:
-        if bom == b"\xfe\xff" or (bom != b"\xff\xfe" and at_start and p % 2):
+        # ASCII in UTF-16 reads the same in both byte orders one byte apart: big-endian only
+        # with its BOM, or for a whole file that starts with a NUL and has the hit at an odd offset
+        if bom == b"\xfe\xff" or (not bom and at_start and p % 2 and data[:1] == b"\0"):
             enc, unit, nl = "utf-16-be", p - 1, b"\0\n"
         else:
             enc, unit, nl = "utf-16-le", p, b"\n\0"
@@ -290,7 +298,7 @@ def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk
         yield chunk
         if chunk.pinned:
             continue
-        if b64:
+        if b64 and might_hide_base64(chunk.data, chunk.fresh):
             yield from base64_chunks(chunk)
         if u16 and b"\0" in chunk.data:
             yield from utf16_chunks(chunk)
