@@ -72,56 +72,73 @@ def _needles(double: bool) -> tuple[_Needle, ...]:
 _ANCHOR = ord("V")  # every single needle and most double ones contain a V
 
 
+Anchors = dict[int, tuple[tuple[int, _Needle], ...]]  # byte before the anchor -> (offset, needle)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     needles: tuple[_Needle, ...]
-    by_prev: dict[int, tuple[tuple[int, _Needle], ...]]  # byte before a V -> (offset of V, needle)
-    no_v: tuple[bytes, ...]  # needles without a V (some base64-of-base64 alignments)
+    by_v: Anchors  # every needle with a V past its first character
+    by_w: Anchors  # the others (some base64-of-base64 alignments) all have a W
 
 
 _PLAN: list[_Plan] = []
-_SMALL = 4096  # chunks this small are also searched for the needles without a V
+_SMALL = 4096  # text chunks this small are also searched for the needles without a V
+
+
+def _anchors(needles: Iterable[_Needle], anchor: bytes) -> Anchors:
+    out: dict[int, list[tuple[int, _Needle]]] = {}
+    for n in needles:
+        k = n.text.find(anchor, 1)
+        while k != -1:
+            out.setdefault(n.text[k - 1], []).append((k, n))
+            k = n.text.find(anchor, k + 1)
+    return {c: tuple(v) for c, v in out.items()}
 
 
 def _plan() -> _Plan:
     if not _PLAN:
         needles = _needles(True)
-        by_prev: dict[int, list[tuple[int, _Needle]]] = {}
-        no_v: list[bytes] = []
-        for n in needles:
-            k = n.text.find(b"V", 1)
-            if k == -1:
-                no_v.append(n.text)
-            while k != -1:
-                by_prev.setdefault(n.text[k - 1], []).append((k, n))
-                k = n.text.find(b"V", k + 1)
-        _PLAN.append(_Plan(needles, {c: tuple(v) for c, v in by_prev.items()}, tuple(no_v)))
+        rest = [n for n in needles if n.text.find(b"V", 1) == -1]
+        if any(n.text.find(b"W", 1) == -1 for n in rest):  # pragma: no cover - fixed prefix
+            raise AssertionError("a base64 needle has neither V nor W")
+        _PLAN.append(_Plan(needles, _anchors(needles, b"V"), _anchors(rest, b"W")))
     return _PLAN[0]
 
 
-def might_hide_base64(data: bytes, lo: int = 0) -> bool:
-    """The cheap gate, run on every chunk: a ``memchr`` loop over the (rare) ``V`` bytes.
-
-    True when a V completes an encoded-prefix needle, or when V is dense (base64-like content,
-    where the needles without a V, for base64 of base64, are then looked for too), or when a
-    small chunk (a Secret, a config file) holds one of those needles without a V.
-    """
-    plan = _plan()
-    by_prev = plan.by_prev
+def _anchor_loop(data: bytes, lo: int, anchor: int, table: Anchors, limit: int) -> int:
+    """-1 when a needle is found; else how many anchors were seen (``limit + 1``: more)."""
+    get = table.get
     find = data.find
-    p = find(b"V", lo + 1)
-    for _ in range(32 + (len(data) >> 8)):
+    p = find(anchor, lo + 1)
+    for seen in range(limit + 1):
         if p == -1:
-            break
-        cands = by_prev.get(data[p - 1])
+            return seen
+        cands = get(data[p - 1])
         if cands is not None:
             for k, n in cands:
                 if p >= k and data.startswith(n.text, p - k):
-                    return True
-        p = find(b"V", p + 1)
-    else:
-        return p != -1
-    return len(data) < _SMALL and any(n in data for n in plan.no_v)
+                    return -1
+        p = find(anchor, p + 1)
+    return limit + 1
+
+
+def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
+    """The cheap gate, run on every chunk: a ``memchr`` loop over the (rare) ``V`` bytes.
+
+    True when a V completes an encoded-prefix needle. In text (no NUL byte) also when V is dense
+    (base64-like content, where every needle is then looked for), and for a small text chunk
+    (a Secret, a config file) when a W completes one of the needles that have no V.
+    """
+    plan = _PLAN[0] if _PLAN else _plan()
+    size = len(data) - lo
+    if not text:
+        return _anchor_loop(data, lo, 86, plan.by_v, size) < 0
+    limit = (size >> 7) + 1  # base64 has a V every 64 characters, text about every 1000
+    seen = _anchor_loop(data, lo, 86, plan.by_v, limit)
+    if seen < 0 or seen > limit:
+        return True
+    return size < _SMALL and _anchor_loop(data, lo, 87, plan.by_w, size) < 0
 
 
 def _find_needles(data: bytes, lo: int, hi: int) -> list[tuple[int, _Needle]]:
@@ -298,7 +315,9 @@ def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk
         yield chunk
         if chunk.pinned:
             continue
-        if b64 and might_hide_base64(chunk.data, chunk.fresh):
+        data = chunk.data
+        binary = b"\0" in data  # memchr: UTF-16 text always has NULs, plain text never
+        if b64 and might_hide_base64(data, chunk.fresh, not binary):
             yield from base64_chunks(chunk)
-        if u16 and b"\0" in chunk.data:
+        if u16 and binary:
             yield from utf16_chunks(chunk)
