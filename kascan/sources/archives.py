@@ -213,7 +213,7 @@ def iter_content(
             head += more
     kind = sniff(head)
     if kind is None:
-        yield from iter_stream(_Reader(read, head).read, path, by_line=by_line)
+        yield from iter_stream(read, path, by_line=by_line, initial=head)
         return
     budget = _Budget(limits)
     if fd is not None:

@@ -132,13 +132,23 @@ def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
     """
     plan = _PLAN[0] if _PLAN else _plan()
     size = len(data) - lo
-    if not text:
-        return _anchor_loop(data, lo, 86, plan.by_v, size) < 0
-    limit = (size >> 7) + 1  # base64 has a V every 64 characters, text about every 1000
-    seen = _anchor_loop(data, lo, 86, plan.by_v, limit)
-    if seen < 0 or seen > limit:
-        return True
-    return size < _SMALL and _anchor_loop(data, lo, 87, plan.by_w, size) < 0
+    limit = (size >> 7) + 1 if text else size  # base64 has a V every 64 characters, text ~1000
+    get = plan.by_v.get
+    find = data.find
+    p = find(86, lo + 1)  # "V"
+    for _ in range(limit):  # inlined _anchor_loop: this runs for every chunk
+        if p == -1:
+            break
+        cands = get(data[p - 1])
+        if cands is not None:
+            for k, n in cands:
+                if p >= k and data.startswith(n.text, p - k):
+                    return True
+        p = find(86, p + 1)
+    else:
+        if p != -1 and text:
+            return True  # dense
+    return text and size < _SMALL and _anchor_loop(data, lo, 87, plan.by_w, size) < 0
 
 
 def _find_needles(data: bytes, lo: int, hi: int) -> list[tuple[int, _Needle]]:
