@@ -3,15 +3,20 @@
 Every chunk still goes to the matcher as it is; after it come small decoded chunks, one per hit:
 
 * base64 (standard and URL-safe alphabets, any of the three byte alignments, also deep inside a
-  longer value, also base64 of base64): the stable characters of ``ka_live_``'s encodings are
-  looked for, the surrounding base64 run is decoded and the normal matcher confirms the key. The
-  finding is *pinned* to the line and column where the encoded key starts.
+  longer value, also base64 of base64): the characters of ``ka_live_``'s encodings that depend on
+  the prefix only ("needles") are looked for, the surrounding base64 run is decoded and the normal
+  matcher confirms the key. The finding is *pinned* to the line and column of the 4-character
+  group where the encoded key starts.
 * UTF-16 (LE and BE, with or without BOM): ``ka_live_`` as 16-bit units; the line around the hit
   is decoded, and lines and columns are counted in characters of the UTF-16 text.
 
-Cost: a plain text chunk costs one ``memchr`` pass per anchor byte (every base64 needle contains a
-``V``; the rare ``V`` hits are checked against the needles) and one for NUL (UTF-16 text always
-has NULs), so a plain-text tree scan is barely slower.
+Cost on plain text: CPython has no multi-pattern search, and a ``bytes.find`` per needle would cost
+a third of a scan. Instead every single needle (and 5 of the 9 base64-of-base64 ones) contains a
+``V``, a rare letter in text: one ``memchr`` loop over the Vs checks the byte before each V, and
+only a real needle (or V-dense, base64-like text) leads to the full search. The other 4
+base64-of-base64 needles all contain a ``W`` and are looked for in small text chunks (< 4 KiB:
+Secrets, config files) and in V-dense ones. UTF-16 is looked for only in chunks with NUL bytes
+(one ``memchr``).
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ class _Plan:
 
 
 _PLAN: list[_Plan] = []
+_SNIFF_NUL = 8192  # a chunk with no NUL in its first bytes is text (later chunks: anywhere)
 _SMALL = 4096  # text chunks this small are also searched for the needles without a V
 
 
@@ -326,7 +332,10 @@ def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk
         if chunk.pinned:
             continue
         data = chunk.data
-        binary = b"\0" in data  # memchr: UTF-16 text always has NULs, plain text never
+        # UTF-16 text and binaries have NULs from their first bytes on, plain text never
+        binary = data.find(b"\0", 0, _SNIFF_NUL) != -1 or (
+            len(data) > _SNIFF_NUL and chunk.fresh > 0 and b"\0" in data
+        )
         if b64 and might_hide_base64(data, chunk.fresh, not binary):
             yield from base64_chunks(chunk)
         if u16 and binary:
