@@ -374,7 +374,7 @@ def test_utf16_text(
 
 def test_utf16_string_inside_a_binary(run_cli: Run, tmp_path: Path, key: str) -> None:
     head = b"MZ" + os.urandom(2999).replace(b"\n", b"\0")  # odd length: the string is unaligned
-    blob = head + key.encode("utf-16-le") + b"\0\0" + os.urandom(99)
+    blob = head + b"\0\0" + key.encode("utf-16-le") + b"\0\0" + os.urandom(99)  # NUL-terminated
     (tmp_path / "app.dll").write_bytes(blob)
     r = run_cli("scan", "-f", "json", "app.dll", cwd=tmp_path)
     r.assert_no_leak(key)
@@ -457,3 +457,43 @@ def test_findings_are_printed_before_stdin_ends(env: dict[str, str], key: str) -
             proc.kill()
     assert proc.returncode == 1
     assert key[len(PREFIX) :] not in rest.decode() + err.decode()
+
+
+def test_expand_blob_api_for_git_sources(keys: Callable[[int], list[str]]) -> None:
+    """``archives.expand(path, bytes)``: what the git source calls for a blob."""
+    from kascan.match import find_candidates
+    from kascan.rules import load_rules
+    from kascan.sources.archives import Limits, expand
+    from kascan.sources.decode import Decoders, decode_chunks
+
+    k1, k2 = keys(2)
+    blob = zip_bytes(
+        {"conf/a.env": f"A=1\nK={k1}\n".encode(), "b.yaml": f"x: {b64(k2)}\n".encode()}
+    )
+    warnings: list[str] = []
+    chunks = decode_chunks(expand("dist/app.jar", blob, warn=warnings.append), Decoders())
+    got = sorted(
+        (
+            c.finding.path,
+            c.finding.line,
+            c.finding.column,
+            c.finding.decoded,
+            c.finding.secret.value,
+        )
+        for c in find_candidates(chunks, load_rules(()))
+    )
+    assert got == [
+        ("dist/app.jar!b.yaml", 1, 4, "base64", k2),
+        ("dist/app.jar!conf/a.env", 2, 3, None, k1),
+    ]
+    assert warnings == []
+    # a plain blob is just scanned; a tiny member cap truncates with one warning
+    plain = list(expand("x.txt", f"{k1}\n".encode()))
+    assert [c.path for c in plain] == ["x.txt"]
+    capped = list(
+        expand("big.gz", gzip.compress(b"a" * 5000), Limits(max_member_bytes=1000), warnings.append)
+    )
+    assert sum(len(c.data) - c.fresh for c in capped) == 1000
+    assert warnings == [
+        "big.gz: member stopped after 1000 B decompressed (limit); the rest is not scanned"
+    ]

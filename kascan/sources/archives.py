@@ -404,12 +404,11 @@ def _zip_members(
         fh = io.BytesIO(data)
     _check_directory(fh, limits)
     with zipfile.ZipFile(fh) as zf:
-        encrypted = skipped = 0
+        encrypted = 0
         for info in zf.infolist():
             if info.is_dir():
                 continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                skipped += 1
+            if stat.S_ISLNK(info.external_attr >> 16):  # never followed
                 continue
             if budget.members_left <= 0:
                 warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")
@@ -478,13 +477,10 @@ def _tar_members(
 ) -> Iterator[Chunk]:
     import tarfile
 
-    skipped = 0
     with tarfile.open(fileobj=cast("IO[bytes]", fh), mode="r|") as tf:
         member: tarfile.TarInfo
         for member in tf:
             if not member.isreg():  # symlinks, hard links, devices: never followed
-                if not member.isdir():
-                    skipped += 1
                 continue
             if budget.members_left <= 0:
                 warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")

@@ -25,10 +25,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from kascan.model import Chunk
-from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX
+from kascan.rules import BUILTIN_PREFIX
 
 PREFIX = BUILTIN_PREFIX.encode()
-_KEY_BYTES = len(PREFIX) + BUILTIN_BODY_LEN
 _B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 _CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple of 4)
 _UTF16 = bytes(b for c in PREFIX for b in (c, 0))[:-1]  # "k\0a\0…_": both byte orders contain it
@@ -72,9 +71,6 @@ def _needles(double: bool) -> tuple[_Needle, ...]:
         if alt != n.text:
             out.append(_Needle(alt, n.lead, n.align, n.inner))
     return tuple(out)
-
-
-_ANCHOR = ord("V")  # every single needle and most double ones contain a V
 
 
 Anchors = dict[int, tuple[tuple[int, _Needle], ...]]  # byte before the anchor -> (offset, needle)
@@ -301,12 +297,11 @@ def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chu
         column0 = 0
     win_lo = max(line_start, unit - 2 * _U16_CONTEXT)
     win_lo += (unit - win_lo) % 2
-    text = data[win_lo : unit + 2 * _U16_CONTEXT].decode(enc, "replace")
-    key_at = (unit - win_lo) // 2
-    cut = text.find("\n", key_at)
-    if cut != -1:
-        text = text[:cut]
-    before = len(text[:key_at].encode("utf-8"))
+    # decoded in two parts: a surrogate pair is one character, so unit counts are not indexes
+    text = data[win_lo:unit].decode(enc, "replace")
+    after = data[unit : unit + 2 * _U16_CONTEXT].decode(enc, "replace")
+    before = len(text.encode("utf-8"))
+    text += after.partition("\n")[0]
     out = text.encode("utf-8")
     return Chunk(
         chunk.path,
