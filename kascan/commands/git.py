@@ -5,22 +5,32 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from kascan.cli import Options, Reporter, _options, common_options, load_baselines, run_pipeline
+from kascan.cli import (
+    Options,
+    Reporter,
+    _options,
+    common_options,
+    decoder_options,
+    decoders_from,
+    load_baselines,
+    run_pipeline,
+)
 from kascan.errors import KascanError
 from kascan.fleet import RepoQuery, repo_source_options, sweep_options
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.config import Config
-    from kascan.model import Candidate
+    from kascan.model import Candidate, Chunk
     from kascan.rules import RuleSet
+    from kascan.sources.decode import Decoders
     from kascan.sources.git import GitRepo
 
 Excluded = Callable[[str], bool]
@@ -178,6 +188,7 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
 @repo_source_options
 @sweep_options
 @click.option("--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys).")
+@decoder_options
 @common_options
 def git(
     repos: tuple[str, ...], staged: bool, rev_range: str | None, pre_push: bool, **kw: object
@@ -194,6 +205,7 @@ def git(
     """
     from kascan.sources.git import is_url
 
+    decoders = decoders_from(kw)
     query = RepoQuery.pop_from(kw)
     jobs = int(kw.pop("jobs", 1))  # type: ignore[call-overload]
     state_dir: Path | None = kw.pop("state_dir", None)  # type: ignore[assignment]
@@ -213,7 +225,9 @@ def git(
     if not patch_mode and (query.fleet or state_dir is not None or len(repos) > 1):
         from kascan.commands.sweep import run_sweep
 
-        return run_sweep(repos, opts, query=query, jobs=jobs, state_dir=state_dir)
+        return run_sweep(
+            repos, opts, query=query, jobs=jobs, state_dir=state_dir, decoders=decoders
+        )
     args = list(repos)
     files: list[str] | None = None
     if staged:
@@ -230,7 +244,9 @@ def git(
     stats = ScanStats()
     early: list[str] = []
     notes: list[str] = []
-    mode = _Mode(staged, files, rev_range, pre_push, sys.stderr.isatty() and not opts.quiet)
+    mode = _Mode(
+        staged, files, rev_range, pre_push, sys.stderr.isatty() and not opts.quiet, decoders
+    )
 
     def final_notes() -> Sequence[str]:
         out = list(notes)
@@ -299,6 +315,21 @@ class _Mode:
     rev_range: str | None
     pre_push: bool
     progress: bool
+    decoders: Decoders | None = None  # None: every decoder on
+
+
+def _unwrap(
+    chunks: Iterable[Chunk], decoders: Decoders | None, warn: Callable[[str], None]
+) -> Iterator[Chunk]:
+    """Archives in whole blobs, then base64 and UTF-16: what ``kascan scan`` looks inside."""
+    from kascan.sources.decode import Decoders, decode_chunks
+
+    decoders = decoders or Decoders()
+    if decoders.archives:
+        from kascan.sources.archives import DEFAULT_LIMITS, open_archives
+
+        chunks = open_archives(chunks, DEFAULT_LIMITS, warn)
+    return decode_chunks(chunks, decoders)
 
 
 def _scan(
@@ -317,11 +348,12 @@ def _scan(
     patterns = (*(t.config.exclude if t.config else ()), *t.ignore, *opts.excludes)
     excluded = _excluder(patterns)
     if mode.staged:
-        yield from _scan_staged(repo, t.label, mode.files, excluded, stats, warn, rules, notes)
+        yield from _scan_staged(repo, t.label, mode, excluded, stats, warn, rules, notes)
     elif t.revs:
         where = f" in {repo.display}" if t.label else ""
         pstats = g.PatchStats()
         chunks = g.iter_range(repo, t.revs, stats, label=t.label, excluded=excluded, pstats=pstats)
+        chunks = _unwrap(chunks, mode.decoders, warn)
         yield from g.first_introductions(find_candidates(chunks, rules, warn))
         if pstats.commits == 0:
             notes.append(f"{t.what}{where} has no commits: nothing to scan")
@@ -333,14 +365,15 @@ def _scan(
     else:
         progress = g.Progress(mode.progress, f"scanning {repo.display}")
         history = g.History(repo, stats, label=t.label, excluded=excluded, progress=progress)
-        yield from history.attribute(find_candidates(history.chunks(), rules, warn))
+        chunks = _unwrap(history.chunks(), mode.decoders, warn)
+        yield from history.attribute(find_candidates(chunks, rules, warn))
         notes.extend(history.notes)
 
 
 def _scan_staged(
     repo: GitRepo,
     label: str | None,
-    files: list[str] | None,
+    mode: _Mode,
     excluded: Excluded | None,
     stats: ScanStats,
     warn: Callable[[str], None],
@@ -351,9 +384,10 @@ def _scan_staged(
     from kascan.sources import git as g
 
     pstats = g.PatchStats()
+    files = mode.files
     if files is None:
         chunks = g.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
-        yield from find_candidates(chunks, rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
         n = len(pstats.files)
         if pstats.lines:
             notes.append(
@@ -370,7 +404,7 @@ def _scan_staged(
         chunks = g.iter_staged(
             repo, stats, label=label, excluded=excluded, pstats=pstats, only=frozenset(rel)
         )
-        yield from find_candidates(chunks, rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
         notes.append(
             f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} added "
             "line(s), read from the index"
@@ -378,7 +412,7 @@ def _scan_staged(
         return
     # ``pre-commit run --files``/``--all-files``: files that are not all staged are read whole
     chunks = g.iter_index_files(repo, rel, stats, warn, label=label, excluded=excluded)
-    yield from find_candidates(chunks, rules, warn)
+    yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
     notes.append(
         f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
         f"of {stats.files} of them (the work-tree copy for files not in the index)"

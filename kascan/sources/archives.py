@@ -16,7 +16,7 @@ Heavy modules (zipfile, tarfile, gzip, bz2, lzma) are imported only when an arch
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
@@ -493,3 +493,14 @@ def _tar_members(
                 continue
             name = f"{path}!{_clean(member.name)}"
             yield from _member(name, stream, depth, limits, budget, warn)
+
+
+def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterator[Chunk]:
+    """Each chunk, or, for a whole blob (one chunk) that is an archive, its members' chunks: the
+    archive layer for sources that yield whole objects, such as git history."""
+    for chunk in chunks:
+        if chunk.fresh == 0 and chunk.tail == 0 and sniff(chunk.data[:512]) is not None:
+            for member in expand(chunk.path, chunk.data, limits, warn):
+                yield replace(member, commit=chunk.commit, repo=chunk.repo)
+        else:
+            yield chunk

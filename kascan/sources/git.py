@@ -599,7 +599,8 @@ class History:
             for cand in found.get(intro.blob, ()):
                 if cand.finding.secret.value != key:
                     continue
-                f = replace(cand.finding, path=path, commit=intro.commit, repo=self.label)
+                member = _member_suffix(cand.finding.path, self._paths.get(intro.blob, ""))
+                f = replace(cand.finding, path=path + member, commit=intro.commit, repo=self.label)
                 out.append(((path, f.line, f.column, intro.commit.sha), replace(cand, finding=f)))
         if pending:
             # reachable only in ways no commit diff shows (e.g. a tag that names a blob)
@@ -607,7 +608,8 @@ class History:
                 path = self._paths.get(oid, "") or oid
                 for cand in cands:
                     if cand.finding.secret.value in pending:
-                        f = replace(cand.finding, path=path, repo=self.label)
+                        member = _member_suffix(cand.finding.path, self._paths.get(oid, ""))
+                        f = replace(cand.finding, path=path + member, repo=self.label)
                         out.append(((path, f.line, f.column, ""), replace(cand, finding=f)))
             self.notes.append(
                 f"{self.repo.display}: {len(pending)} key(s) found in objects no commit introduces "
@@ -687,6 +689,13 @@ class History:
         finally:
             _kill(proc)
         return intros
+
+
+def _member_suffix(found_path: str, blob_path: str) -> str:
+    """``!member/path`` of a finding inside an archive blob (its chunk path is blob!member)."""
+    if blob_path and found_path.startswith(blob_path + "!"):
+        return found_path[len(blob_path) :]
+    return ""
 
 
 def _nul_tokens(stream: IO[bytes]) -> Iterator[bytes]:
