@@ -104,6 +104,15 @@ def verify_timeout_option(f: F) -> F:
     )(f)
 
 
+exclude_option = click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Skip paths matching this gitignore pattern (repeatable).",
+)
+
+
 def common_options(f: F) -> F:
     opts = [
         click.option(
@@ -500,13 +509,7 @@ def _display_prefix(arg: str, many: bool) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="PATTERN",
-    help="Skip paths matching this gitignore pattern (repeatable).",
-)
+@exclude_option
 @click.option("--no-ignore", is_flag=True, help="Scan everything: ignore no ignore file.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are skipped).")
 @click.option(

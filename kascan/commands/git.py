@@ -19,6 +19,7 @@ from kascan.cli import (
     common_options,
     decoder_options,
     decoders_from,
+    exclude_option,
     load_baselines,
     run_pipeline,
 )
@@ -178,13 +179,7 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
     help="Only the commits being pushed: PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF as set by "
     "pre-commit; for a new branch, its commits that are on no remote-tracking branch.",
 )
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="PATTERN",
-    help="Skip paths matching this gitignore pattern (repeatable).",
-)
+@exclude_option
 @repo_source_options
 @sweep_options
 @click.option("--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys).")
