@@ -382,3 +382,41 @@ def test_temporary_files_are_private_and_removed(
     assert list(tmpdir.iterdir()) == []
     seen.append(("report with --show-secrets", (tmp_path / "r.json").stat().st_mode & 0o777))
     assert seen == [("report with --show-secrets", 0o600)]
+
+
+def test_git_dying_mid_stream_is_one_clear_error(
+    tmp_path: Path, run_cli: Run, make_repo: Callable[[Path], object], rng: random.Random
+) -> None:
+    import shutil
+
+    from .conftest import GitRepo
+
+    repo = make_repo(tmp_path / "repo")
+    assert isinstance(repo, GitRepo)
+    keys = [make_key(rng) for _ in range(3)]
+    repo.commit(
+        "keys", {f"f{i}.env": f"K={k}\n" + "filler line\n" * 2000 for i, k in enumerate(keys)}
+    )
+    real_git = shutil.which("git")
+    assert real_git
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # a git whose object stream dies after 30 KB (as if killed or out of memory)
+    (fake / "git").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *"--batch-check"*) exec "{real_git}" "$@" ;;\n'
+        f'  *"cat-file --batch"*) "{real_git}" "$@" | head -c 30000; exit 1 ;;\n'
+        f'  *) exec "{real_git}" "$@" ;;\n'
+        "esac\n"
+    )
+    (fake / "git").chmod(0o755)
+    env_path = f"{fake}:{os.environ['PATH']}"
+    res = run_cli("git", repo.path, "-f", "json", extra_env={"PATH": env_path}, timeout=60)
+    assert res.returncode == 2, (res.stdout[-500:], res.stderr)
+    assert "Traceback" not in res.stderr
+    assert "git" in res.stderr.splitlines()[-1]
+    # the first blob (24 KB) came through before git died: its key is still reported
+    found = [f["secret"] for f in res.json()["findings"]]  # type: ignore[union-attr]
+    assert len(found) == 1 and found[0] in {k[:12] + "…" for k in keys}
+    res.assert_no_leak(*keys)

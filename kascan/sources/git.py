@@ -567,15 +567,23 @@ class History:
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        """Attribute every candidate; if reading stops with an error, what was found before it
+        is still attributed and reported, then the error goes on."""
         found: dict[str, list[Candidate]] = {}
-        for cand in candidates:
-            blob = self.current
-            if blob is None:  # pragma: no cover - chunks always set it first
-                continue
-            self._paths[blob.oid] = blob.path
-            found.setdefault(blob.oid, []).append(cand)
+        error: KascanError | None = None
+        try:
+            for cand in candidates:
+                blob = self.current
+                if blob is None:  # pragma: no cover - chunks always set it first
+                    continue
+                self._paths[blob.oid] = blob.path
+                found.setdefault(blob.oid, []).append(cand)
+        except KascanError as exc:
+            error = exc
         if found:
             yield from self._attribute(found)
+        if error is not None:
+            raise error
 
     # -- attribution ------------------------------------------------------------------------
 
