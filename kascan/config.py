@@ -13,11 +13,6 @@ from pathlib import Path
 
 from kascan.errors import KascanError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 _KNOWN = {"exclude", "baseline"}
 _REFUSED = {"api-url", "api_url", "apiurl", "verify", "api"}
 
@@ -57,15 +52,24 @@ def _parse(
     )
 
 
-def _load_toml(path: Path) -> dict[str, object]:
+def _read(path: Path) -> str:
     try:
-        doc: dict[str, object] = tomllib.loads(path.read_text("utf-8"))
-        return doc
-    except tomllib.TOMLDecodeError as exc:
-        raise KascanError(f"bad config {path}: not valid TOML ({exc})") from None
+        return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise KascanError(f"cannot read config {path}: {reason}") from None
+
+
+def _load_toml(path: Path, text: str | None = None) -> dict[str, object]:
+    if sys.version_info >= (3, 11):  # imported only when there is a file to read (~5 ms)
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        doc: dict[str, object] = tomllib.loads(_read(path) if text is None else text)
+        return doc
+    except tomllib.TOMLDecodeError as exc:
+        raise KascanError(f"bad config {path}: not valid TOML ({exc})") from None
 
 
 def load_config(root: Path, warn: Callable[[str], None], explicit: Path | None = None) -> Config:
@@ -77,7 +81,10 @@ def load_config(root: Path, warn: Callable[[str], None], explicit: Path | None =
         return _parse(_load_toml(dot), str(dot), root, warn)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        doc = _load_toml(pyproject)
+        text = _read(pyproject)
+        if "kascan" not in text:  # no [tool.kascan]: no need to parse it
+            return Config()
+        doc = _load_toml(pyproject, text)
         tool = doc.get("tool")
         table = tool.get("kascan") if isinstance(tool, dict) else None
         if isinstance(table, dict):

@@ -167,11 +167,19 @@ class Ignorer:
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """``rel`` is relative to the scan root."""
-        path = self._top_rel(rel) + ("/" if is_dir else "")
+        path = self._top_rel(rel) if self.root_rel else rel
+        if is_dir:
+            path += "/"
         if self._kascan is not None and _check(self._kascan, path) is True:
             return True
         for level in reversed(self._git):
-            verdict = _check(level, path)
+            # _check inlined for the common case (called for every entry of a walk)
+            if level.base:
+                verdict = _check(level, path)
+            elif level.quick is not None and level.quick(path) is None:
+                continue
+            else:
+                verdict = level.spec.check_file(path).include
             if verdict is not None:
                 return verdict
         return False

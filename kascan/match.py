@@ -83,6 +83,12 @@ def _chars(data: bytes) -> int:
     return len(data.decode("utf-8", "replace"))
 
 
+def fast_prefix(rules: RuleSet) -> bytes | None:
+    """The bytes every match of ``rules`` contains, when only the built-in rule is on: a chunk
+    without them has no finding (sources may then skip it unread by the matcher)."""
+    return _PREFIX if all(r.fast for r in rules.rules) else None
+
+
 def find_candidates(
     chunks: Iterable[Chunk], rules: RuleSet, warn: Warn = _no_warn
 ) -> Iterator[Candidate]:

@@ -39,10 +39,12 @@ def suppress(
         if cand.drop is not None:
             stats.dropped[cand.drop] += 1
             continue
-        if in_baseline(finding, baseline):
+        if baseline and in_baseline(finding, baseline):
             stats.dropped["baseline"] += 1
             continue
-        key = (*finding.sort_key(), finding.fingerprint, finding.decoded)
+        # the key itself identifies it as well as its hash does (hashlib costs a hook ~4 ms)
+        ident = finding.secret.value if finding.secret.known else finding.fingerprint
+        key = (*finding.sort_key(), ident, finding.decoded)
         if key in seen:
             stats.dropped["duplicate"] += 1
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -512,3 +513,95 @@ def test_progress_only_on_a_terminal(
     assert b"30/30 objects (100%)" in tty
     quiet = run_cli("git", "--quiet", cwd=git_repo.path)
     assert quiet.stderr == ""
+
+
+# --- pack order: blobs read without a walk, reachability decided for the few with a key ---------
+
+
+def test_dangling_blob_with_a_key_is_skipped_and_counted(
+    run_cli: RunCli, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    committed, dropped = keys(2)
+    c1 = git_repo.commit("a", {"a.txt": f"{committed}\n"})
+    git_repo.write("b.txt", f"x = '{dropped}'\n")
+    git_repo.git("add", "b.txt")  # the blob is written to the object database...
+    git_repo.git("rm", "-q", "--cached", "b.txt")  # ...and nothing refers to it any more
+    result = scan(run_cli, git_repo)
+    assert hits(result) == [("a.txt", 1, 1, c1)]
+    summary = result.json()["summary"]
+    assert isinstance(summary, dict)
+    assert summary["skipped"] == {"unreachable-blob": 1}
+    text = run_cli("git", cwd=git_repo.path)
+    assert "1 blob(s) with a key that no ref, tag or stash entry reaches" in text.stdout
+    text.assert_no_leak(committed, dropped)
+
+
+def test_key_in_a_tag_of_a_blob_is_reported_without_a_commit(
+    run_cli: RunCli, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    in_blob, in_tree = keys(2)
+    git_repo.commit("a", {"a.txt": "a\n"})
+    blob = git_repo.git("hash-object", "-w", "--stdin", input=f"K={in_blob}\n").strip()
+    git_repo.git("tag", "a-blob", blob)
+    git_repo.write("t/inner.txt", f"  {in_tree}\n")
+    git_repo.git("add", "t/inner.txt")
+    tree = git_repo.git("write-tree", "--prefix=t/").strip()
+    git_repo.git("rm", "-q", "--cached", "t/inner.txt")
+    git_repo.git("tag", "-a", "-m", "a tree", "a-tree", tree)
+    result = scan(run_cli, git_repo)
+    assert hits(result) == [("inner.txt", 1, 3, None), ("refs/tags/a-blob", 1, 3, None)]
+    assert "2 key(s) found in objects no commit introduces" in result.stdout + result.stderr
+
+
+def test_history_with_custom_rules_regex_and_path(
+    run_cli: RunCli, git_repo: GitRepo, tmp_path: Path, key: str, rng: random.Random
+) -> None:
+    token, other = ("tok_" + "".join(rng.choices("0123456789", k=20)) for _ in range(2))
+    c1 = git_repo.commit("a", {"a.txt": f"{token}\n{key}\n", "b.cfg": f"{other}\n"})
+    git_repo.write("c.txt", f"{other}\n")
+    git_repo.git("add", "c.txt")
+    git_repo.git("rm", "-q", "--cached", "c.txt")  # dangling: never reported
+    rules = tmp_path / "rules.toml"
+    # a regex rule (not the built-in fast path): every blob goes to the matcher, in pack order
+    rules.write_text("[[rules]]\nid = \"tok\"\nregex = 'tok_[0-9]{20}'\n")
+    got = scan(run_cli, git_repo, "--rules", str(rules))
+    assert sorted((f["rule_id"], f["path"], f["commit"]) for f in findings_of(got)) == [
+        ("kubeadapt-api-key", "a.txt", c1),
+        ("tok", "a.txt", c1),
+        ("tok", "b.cfg", c1),
+    ]
+    # a rule limited to paths: blobs are listed with their paths by a walk first
+    rules.write_text("[[rules]]\nid = \"tok\"\nregex = 'tok_[0-9]{20}'\npath = '\\.cfg$'\n")
+    got = scan(run_cli, git_repo, "--rules", str(rules))
+    assert sorted((f["rule_id"], f["path"], f["commit"]) for f in findings_of(got)) == [
+        ("kubeadapt-api-key", "a.txt", c1),
+        ("tok", "b.cfg", c1),
+    ]
+
+
+def test_big_and_small_blobs_in_one_stream(
+    run_cli: RunCli, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    k = keys(6)
+    line = "y" * 63 + "\n"
+    files = {f"s{i}.txt": f"{i}\n" * (i * 3000) + f"K={k[0] if i == 7 else i}\n" for i in range(20)}
+    # windows of 1 MiB: keys at the start, across the first window edge, and at the very end
+    edge = (1 << 20) - 10
+    big = f"{k[1]}\n" + line * (edge // 64) + "z" * (edge % 64 - len(k[1]) - 1) + f" {k[2]}\n"
+    big += line * 40_000 + k[3]  # no newline at the end
+    files["big.txt"] = big
+    files["after.txt"] = f"then {k[4]}\n"
+    files["empty.txt"] = ""
+    c1 = git_repo.commit("many", files)
+    git_repo.write("dangling.txt", line * 30_000 + k[5])  # a big blob nothing reaches
+    git_repo.git("add", "dangling.txt")
+    git_repo.git("rm", "-q", "--cached", "dangling.txt")
+    found = hits(scan(run_cli, git_repo))
+    big_lines = big.count("\n")
+    assert found == [
+        ("after.txt", 1, 6, c1),
+        ("big.txt", 1, 1, c1),
+        ("big.txt", 2 + edge // 64, edge % 64 - len(k[1]) + 1, c1),
+        ("big.txt", big_lines + 1, 1, c1),
+        ("s7.txt", 21_001, 3, c1),
+    ]

@@ -9,12 +9,18 @@ import pytest
 from kascan.heuristics import entropy, is_placeholder, is_repeated, is_sequential
 from kascan.match import find_candidates
 from kascan.model import Chunk, Secret, redact, scrub
-from kascan.rules import builtin_rules, parse_rules
+from kascan.rules import builtin_rules, builtin_rules_from_file, parse_rules
 from kascan.sources.stream import iter_stream
 
 from .conftest import ALNUM, PREFIX, make_key
 
 RULES = builtin_rules()
+
+
+def test_builtin_rules_are_the_shipped_file() -> None:
+    from_file = builtin_rules_from_file()
+    assert from_file == RULES
+    assert [r.fast for r in RULES.rules] == [r.fast for r in from_file.rules] == [True]
 
 
 def scan_bytes(data: bytes, window: int | None = None) -> list[tuple[int, int, str, str | None]]:

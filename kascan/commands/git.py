@@ -24,7 +24,7 @@ from kascan.cli import (
     run_pipeline,
 )
 from kascan.errors import KascanError
-from kascan.fleet import RepoQuery, repo_source_options, sweep_options
+from kascan.fleet_options import RepoQuery, repo_source_options, sweep_options
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -338,6 +338,7 @@ def _scan(
 ) -> Iterator[Candidate]:
     from kascan.match import find_candidates
     from kascan.sources import git as g
+    from kascan.sources.decode import Decoders
 
     repo = t.repo
     patterns = (*(t.config.exclude if t.config else ()), *t.ignore, *opts.excludes)
@@ -359,7 +360,16 @@ def _scan(
             )
     else:
         progress = g.Progress(mode.progress, f"scanning {repo.display}")
-        history = g.History(repo, stats, label=t.label, excluded=excluded, progress=progress)
+        decoders = mode.decoders or Decoders()
+        history = g.History(
+            repo,
+            stats,
+            label=t.label,
+            excluded=excluded,
+            progress=progress,
+            rules=rules,
+            gate=not (decoders.archives or decoders.base64 or decoders.utf16),
+        )
         chunks = _unwrap(history.chunks(), mode.decoders, warn)
         yield from history.attribute(find_candidates(chunks, rules, warn))
         notes.extend(history.notes)

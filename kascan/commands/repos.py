@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from kascan.fleet import RepoQuery, repo_source_options, resolve_repos
+from kascan.fleet import resolve_repos
+from kascan.fleet_options import RepoQuery, repo_source_options
 
 
 @click.command()

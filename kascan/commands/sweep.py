@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from kascan.cli import Options, Reporter, load_baselines
 from kascan.errors import KascanError
-from kascan.fleet import RepoQuery
+from kascan.fleet_options import RepoQuery
 from kascan.model import Finding
 from kascan.stats import ScanStats
 

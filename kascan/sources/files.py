@@ -26,6 +26,10 @@ class FileRef:
     path: str  # what to report: relative to the scan root, "/" separators
 
 
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
 def iter_tree(
     root: Path,
     prefix: str,
@@ -40,10 +44,14 @@ def iter_tree(
         st = root.stat()
         seen.add((st.st_dev, st.st_ino))
 
-    def walk(dir_fs: str, rel: str) -> Iterator[FileRef]:
+    # an explicit stack rather than recursion: a file deep in the tree is yielded through one
+    # generator frame, not one per directory level
+    frames: list[tuple[Iterator[os.DirEntry[str]], str, bool]] = []
+
+    def enter(dir_fs: str, rel: str) -> None:
         try:
             with os.scandir(dir_fs) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read directory {prefix + rel or '.'}: {exc.strerror or exc}")
@@ -51,7 +59,12 @@ def iter_tree(
         pushed = False
         if ignorer is not None and any(e.name == ".gitignore" for e in entries):
             pushed = ignorer.push(rel.rstrip("/"), Path(dir_fs) / ".gitignore")
-        try:
+        frames.append((iter(entries), rel, pushed))
+
+    enter(str(root), "")
+    try:
+        while frames:
+            entries, rel, pushed = frames[-1]
             for entry in entries:
                 name = entry.name
                 if name == ".git":
@@ -85,14 +98,17 @@ def iter_tree(
                             stats.skipped["symlink-loop"] += 1
                             continue
                         seen.add(key)
-                    yield from walk(entry.path, rel_path + "/")
-                else:
-                    yield FileRef(entry.path, prefix + rel_path)
-        finally:
+                    enter(entry.path, rel_path + "/")
+                    break  # go down; this directory's other entries wait on the stack
+                yield FileRef(entry.path, prefix + rel_path)
+            else:  # every entry done: back up
+                frames.pop()
+                if pushed and ignorer is not None:
+                    ignorer.pop()
+    finally:
+        for _entries, _rel, pushed in reversed(frames):  # a walk abandoned half-way
             if pushed and ignorer is not None:
                 ignorer.pop()
-
-    yield from walk(str(root), "")
 
 
 def read_file(

@@ -1,0 +1,229 @@
+"""Every blob of a repository's object database in pack order, read as one stream.
+
+``git cat-file --batch-all-objects --batch-check --unordered`` lists the objects in the order they
+are stored (no history walk); a feeder thread passes the blobs' ids on to ``git cat-file --batch
+--buffer``, which inflates them in the child while the parent reads its output in large blocks and
+parses the headers itself. Only blobs that can hold a finding become :class:`Chunk` records: with
+``gate`` set (the built-in rule alone) a blob is handed on only when its bytes contain ``gate``,
+found with one ``find`` over the buffer for many blobs at once. Nothing is kept per blob, so memory
+stays flat whatever the number of objects.
+
+This reads *every* blob in the database, reachable or not: the caller decides afterwards, for the
+few blobs that hold a candidate, whether any ref reaches them (``History``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING
+
+from kascan.errors import KascanError
+from kascan.model import Chunk
+from kascan.sources.stream import WINDOW, iter_stream
+
+if TYPE_CHECKING:
+    from kascan.sources.git import GitRepo
+
+READ = 1 << 20  # bytes per read of the cat-file stream
+_F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe lets git run ahead of the parent
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+class BlobStream:
+    """One pass over the object database's blobs; counts what it saw.
+
+    ``current`` is the id of the blob whose chunks are being yielded (set before the first one).
+    """
+
+    def __init__(
+        self,
+        repo: GitRepo,
+        *,
+        gate: bytes | None,
+        label: str | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.gate = gate
+        self.label = label
+        self.progress = progress
+        self.current = ""
+        self.blobs = 0  # blobs read
+        self.bytes = 0  # their bytes
+        self.lfs = 0  # Git LFS pointers among them
+        self.missing = 0
+        self._listed = 0  # blob ids the feeder has passed on (the progress total)
+        self._error: BaseException | None = None
+
+    # -- the feeder: object list -> blob ids -> cat-file --batch --------------------------------
+
+    def _feed(self, listing: IO[bytes], sink: IO[bytes]) -> None:
+        rest = b""
+        try:
+            while block := listing.read(1 << 16):
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()
+                ids = [ln[5:] for ln in lines if ln.startswith(b"blob ")]
+                if ids:
+                    ids.append(b"")
+                    sink.write(b"\n".join(ids))
+                    self._listed += len(ids) - 1
+            if rest.startswith(b"blob "):
+                sink.write(rest[5:] + b"\n")
+                self._listed += 1
+        except (OSError, ValueError) as exc:  # the reader stopped early (an error, or a break)
+            self._error = exc
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sink.close()
+
+    def chunks(self) -> Iterator[Chunk]:
+        from kascan.sources.git import _finish, _kill, _popen
+
+        repo = self.repo
+        listing = _popen(
+            repo,
+            "cat-file",
+            "--batch-all-objects",
+            "--unordered",
+            "--batch-check=%(objecttype) %(objectname)",
+        )
+        cat = _popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+        assert listing.stdout is not None and cat.stdin is not None and cat.stdout is not None
+        fd = cat.stdout.fileno()
+        with contextlib.suppress(OSError):
+            import fcntl
+
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ)
+        feeder = threading.Thread(
+            target=self._feed, args=(listing.stdout, cat.stdin), name="kascan-blob-ids", daemon=True
+        )
+        feeder.start()
+        try:
+            yield from self._parse(fd)
+            feeder.join()
+            _finish(repo, listing, "cat-file --batch-all-objects")
+            _finish(repo, cat, "cat-file --batch")
+            if self._error is not None:
+                raise KascanError(f"git cat-file stopped early in {repo.display}")
+        finally:
+            _kill(cat)
+            _kill(listing)
+
+    # -- the reader ----------------------------------------------------------------------------
+
+    def _parse(self, fd: int) -> Iterator[Chunk]:
+        """``<id> blob <size>\\n<bytes>\\n`` records, from large reads, without a line reader.
+
+        With a gate, ``hit`` is where it next occurs in ``buf`` at or after the record being
+        parsed (-1: not before the end of the buffer); it is searched again only when a record
+        starts after it or the buffer grows, so most blobs cost no search of their own.
+        """
+        gate, label, display = self.gate, self.label, self.repo.display
+        glen = len(gate) if gate else 0
+        read = os.read
+        buf = bytearray()
+        pos = 0  # start of the next record in buf
+        hit = -1
+        blobs = nbytes = lfs = 0
+        progress = self.progress
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl == -1:
+                block = read(fd, READ)
+                if not block:
+                    if pos != len(buf):
+                        raise KascanError(f"git cat-file stopped early in {display}")
+                    break
+                del buf[:pos]  # O(1) in CPython: the bytearray moves its start
+                pos = 0
+                buf += block
+                if gate:
+                    hit = buf.find(gate)
+                if progress is not None:
+                    progress(blobs, self._listed, nbytes)
+                continue
+            sp = buf.rfind(b" ", pos, nl)
+            try:
+                size = int(buf[sp + 1 : nl])
+            except ValueError:
+                if not buf.endswith(b" missing", pos, nl):
+                    raise KascanError(
+                        f"git cat-file gave an unexpected reply in {display}"
+                    ) from None
+                self.missing += 1
+                pos = nl + 1
+                continue
+            start = nl + 1
+            end = start + size
+            blobs += 1
+            nbytes += size
+            if size > WINDOW:
+                self.current = buf[pos : buf.find(b" ", pos)].decode()
+                take = min(len(buf) - start, size)
+                first = bytes(buf[start : start + take])
+                del buf[: start + take]
+                pos = 0
+                yield from self._big(fd, first, size - take)
+                if not buf:
+                    buf += read(fd, READ)
+                if buf[:1] != b"\n":
+                    raise KascanError(f"git cat-file gave an unexpected reply in {display}")
+                pos = 1
+                if gate:
+                    hit = buf.find(gate)
+                continue
+            if end >= len(buf):  # the record is not all in the buffer yet
+                del buf[:pos]
+                start -= pos
+                end -= pos
+                pos = 0
+                while len(buf) <= end:
+                    block = read(fd, max(READ, end + 1 - len(buf)))
+                    if not block:
+                        raise KascanError(f"git cat-file stopped early in {display}")
+                    buf += block
+                if gate:
+                    hit = buf.find(gate)
+            if size < 256 and buf.startswith(LFS_POINTER, start):
+                lfs += 1
+            if gate:
+                if 0 <= hit < start:
+                    hit = buf.find(gate, start)
+                if hit == -1 or hit + glen > end:
+                    pos = end + 1
+                    continue
+            self.current = buf[pos : buf.find(b" ", pos)].decode()
+            data = bytes(buf[start:end])
+            pos = end + 1
+            yield Chunk("", data, repo=label)
+        self.blobs, self.bytes, self.lfs = blobs, nbytes, lfs
+        if progress is not None:
+            progress(blobs, blobs, nbytes)
+
+    def _big(self, fd: int, first: bytes, remaining: int) -> Iterator[Chunk]:
+        """A blob bigger than a window, streamed in windows: ``first`` is what the buffer held of
+        it, ``remaining`` the bytes of it still in the pipe."""
+        pending = [first] if first else []
+
+        def read(n: int) -> bytes:
+            nonlocal remaining
+            if pending:
+                return pending.pop()
+            if remaining <= 0:
+                return b""
+            block = os.read(fd, min(n, remaining))
+            if not block:
+                raise KascanError(f"git cat-file stopped early in {self.repo.display}")
+            remaining -= len(block)
+            return block
+
+        for chunk in iter_stream(read, ""):
+            yield replace(chunk, repo=self.label)
+        while remaining > 0:
+            read(READ)
