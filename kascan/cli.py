@@ -21,6 +21,7 @@ from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.rules import RuleSet
+    from kascan.sources.decode import Decoders
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -101,6 +102,15 @@ def verify_timeout_option(f: F) -> F:
         metavar="SECONDS",
         help="Timeout of one verification request.",
     )(f)
+
+
+exclude_option = click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Skip paths matching this gitignore pattern (repeatable).",
+)
 
 
 def common_options(f: F) -> F:
@@ -206,6 +216,32 @@ def common_options(f: F) -> F:
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def decoder_options(f: F) -> F:
+    """Switches for what a scan looks inside (shared by every command that reads content)."""
+    opts = [
+        click.option(
+            "--no-archives",
+            is_flag=True,
+            help="Do not look inside zip/jar/apk/whl, tar and gzip/bzip2/xz files.",
+        ),
+        click.option("--no-base64", is_flag=True, help="Do not decode base64-encoded keys."),
+        click.option("--no-utf16", is_flag=True, help="Do not look for keys in UTF-16 text."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def decoders_from(kw: dict[str, object]) -> Decoders:
+    from kascan.sources.decode import Decoders
+
+    return Decoders(
+        archives=not kw.pop("no_archives", False),
+        base64=not kw.pop("no_base64", False),
+        utf16=not kw.pop("no_utf16", False),
+    )
 
 
 def _options(command: str, **kw: object) -> Options:
@@ -473,13 +509,7 @@ def _display_prefix(arg: str, many: bool) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="PATTERN",
-    help="Skip paths matching this gitignore pattern (repeatable).",
-)
+@exclude_option
 @click.option("--no-ignore", is_flag=True, help="Scan everything: ignore no ignore file.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are skipped).")
 @click.option(
@@ -492,6 +522,7 @@ def _display_prefix(arg: str, many: bool) -> str:
     default=None,
     help="Processes that read and match a tree [default: the number of cores; 1: no workers].",
 )
+@decoder_options
 @common_options
 def scan(
     paths: tuple[str, ...],
@@ -503,8 +534,11 @@ def scan(
 ) -> int:
     """Scan files, directory trees, or standard input ('-') for Kubeadapt API keys."""
     from kascan.config import load_config
+    from kascan.sources.archives import DEFAULT_LIMITS
     from kascan.sources.files import FileRef, iter_stdin, iter_tree, read_file, resolve_roots
 
+    decoders = decoders_from(kw)
+    limits = DEFAULT_LIMITS if decoders.archives else None
     opts = _options("scan", **kw)
     roots = resolve_roots(paths or (".",))
     many = len(roots) > 1
@@ -532,7 +566,7 @@ def scan(
 
         for msg in early:
             rep.warn(msg)
-        with TreeScanner(rules, stats, rep.warn, jobs or default_jobs()) as trees:
+        with TreeScanner(rules, stats, rep.warn, jobs or default_jobs(), decoders) as trees:
             for arg, path in roots:
                 if path is not None and path.is_dir():
                     yield from trees.scan(tree_walk(arg, path))
@@ -540,11 +574,14 @@ def scan(
                     yield from find_candidates(file_chunks(arg, path, rep), rules, rep.warn)
 
     def file_chunks(arg: str, path: Path | None, rep: Reporter) -> Iterator[Chunk]:
+        from kascan.sources.decode import decode_chunks
+
         if path is None:
-            yield from iter_stdin(stats, stdin_name)
+            raw = iter_stdin(stats, stdin_name, rep.warn, limits)
         else:
-            display = Path(arg).as_posix()
-            yield from read_file(FileRef(arg, display), stats, rep.warn, explicit=True)
+            ref = FileRef(arg, Path(arg).as_posix())
+            raw = read_file(ref, stats, rep.warn, explicit=True, archives=limits)
+        yield from decode_chunks(raw, decoders)
 
     def tree_walk(arg: str, path: Path) -> Callable[[Callable[[str], None]], Iterator[FileRef]]:
         def walk(warn: Callable[[str], None]) -> Iterator[FileRef]:

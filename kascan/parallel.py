@@ -27,8 +27,9 @@ from kascan.sources.files import FileRef, read_file
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
-    from kascan.model import Candidate
+    from kascan.model import Candidate, Chunk
     from kascan.rules import RuleSet
+    from kascan.sources.decode import Decoders
 
 Warn = Callable[[str], None]
 Events = list["Candidate | str"]  # a batch's results in order: candidates, and warnings (str)
@@ -47,9 +48,20 @@ def default_jobs() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def scan_file(ref: FileRef, rules: RuleSet, stats: ScanStats, warn: Warn) -> Iterator[Candidate]:
-    """Read one file (all its chunks) and match it: the unit of work of a worker."""
-    for chunk in read_file(ref, stats, warn):
+def scan_file(
+    ref: FileRef, rules: RuleSet, stats: ScanStats, warn: Warn, decoders: Decoders | None = None
+) -> Iterator[Candidate]:
+    """Read one file (all its chunks, and what its decoders find inside) and match it: the unit
+    of work of a worker."""
+    if decoders is None:
+        chunks: Iterable[Chunk] = read_file(ref, stats, warn)
+    else:
+        from kascan.sources.archives import DEFAULT_LIMITS
+        from kascan.sources.decode import decode_chunks
+
+        limits = DEFAULT_LIMITS if decoders.archives else None
+        chunks = decode_chunks(read_file(ref, stats, warn, archives=limits), decoders)
+    for chunk in chunks:
         yield from scan_chunk(chunk, rules, warn)
 
 
@@ -84,7 +96,7 @@ def _read_frame(fd: int) -> bytes | None:
 # --------------------------------------------------------------------------- the worker
 
 
-def _worker(rules: RuleSet, req: int, res: int) -> None:
+def _worker(rules: RuleSet, req: int, res: int, decoders: Decoders | None) -> None:
     """Serve batches until the parent closes the request pipe."""
     import pickle
 
@@ -99,7 +111,8 @@ def _worker(rules: RuleSet, req: int, res: int) -> None:
                 if fs_path is None:  # a walk warning, echoed in its place
                     events.append(path)
                 else:
-                    events.extend(scan_file(FileRef(fs_path, path), rules, stats, events.append))
+                    ref = FileRef(fs_path, path)
+                    events.extend(scan_file(ref, rules, stats, events.append, decoders))
             reply = pickle.dumps((True, events, stats), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # sent back and raised in the parent as one line
             message = (
@@ -110,7 +123,9 @@ def _worker(rules: RuleSet, req: int, res: int) -> None:
 
 
 class _Worker:
-    def __init__(self, rules: RuleSet, others: list[_Worker]) -> None:
+    def __init__(
+        self, rules: RuleSet, others: list[_Worker], decoders: Decoders | None = None
+    ) -> None:
         req_r, self.req = os.pipe()
         self.res, res_w = os.pipe()
         pid = os.fork()
@@ -125,7 +140,7 @@ class _Worker:
                 for w in others:  # the earlier workers' pipe ends are not this worker's
                     os.close(w.req)
                     os.close(w.res)
-                _worker(rules, req_r, res_w)
+                _worker(rules, req_r, res_w, decoders)
             except BaseException:
                 code = 1
             finally:
@@ -152,8 +167,16 @@ class _Worker:
 class TreeScanner:
     """Scans the files of walks, in parallel when ``jobs > 1``; one set of workers per run."""
 
-    def __init__(self, rules: RuleSet, stats: ScanStats, warn: Warn, jobs: int) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        stats: ScanStats,
+        warn: Warn,
+        jobs: int,
+        decoders: Decoders | None = None,
+    ) -> None:
         self.rules = rules
+        self.decoders = decoders
         self.stats = stats
         self.warn = warn
         self.jobs = jobs if hasattr(os, "fork") else 1
@@ -173,7 +196,7 @@ class TreeScanner:
     def _start(self) -> list[_Worker]:
         if not self._workers:
             for _ in range(self.jobs):
-                self._workers.append(_Worker(self.rules, self._workers))
+                self._workers.append(_Worker(self.rules, self._workers, self.decoders))
         return self._workers
 
     def scan(self, walk: Callable[[Warn], Iterable[FileRef]]) -> Iterator[Candidate]:
@@ -184,7 +207,7 @@ class TreeScanner:
         """
         if self.jobs <= 1:
             for ref in walk(self.warn):
-                yield from scan_file(ref, self.rules, self.stats, self.warn)
+                yield from scan_file(ref, self.rules, self.stats, self.warn, self.decoders)
             return
         import itertools
         import pickle
@@ -202,7 +225,7 @@ class TreeScanner:
                 if isinstance(item, str):
                     self.warn(item)
                 else:
-                    yield from scan_file(item, self.rules, self.stats, self.warn)
+                    yield from scan_file(item, self.rules, self.stats, self.warn, self.decoders)
             return
         workers = self._start()
         order: deque[_Worker] = deque()  # who answers each batch, in walk order

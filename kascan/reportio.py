@@ -134,23 +134,30 @@ def repo_from_dict(d: object) -> RepoSummary:
     )
 
 
-def load_report(path: Path) -> LoadedReport:
-    """A kascan JSON report, or a KascanError naming the file and what is wrong with it."""
+def read_report(path: Path, what: str = "report") -> tuple[str, dict[str, object]]:
+    """The text and the parsed object of a kascan JSON report (a report, or a ``what`` such as a
+    baseline), or a KascanError naming the file and what is wrong with it."""
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KascanError(f"cannot read report {path}: {reason}") from None
+        raise KascanError(f"cannot read {what} {path}: {reason}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KascanError(f"cannot read report {path}: not JSON (line {exc.lineno})") from None
+        raise KascanError(f"cannot read {what} {path}: not JSON (line {exc.lineno})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("findings"), list):
-        raise KascanError(f"cannot read report {path}: not a kascan JSON report (no findings)")
+        raise KascanError(f"cannot read {what} {path}: not a kascan JSON report (no findings)")
+    return text, doc
+
+
+def load_report(path: Path) -> LoadedReport:
+    """A kascan JSON report read back into findings, statistics and per-repository summaries."""
+    text, doc = read_report(path)
     try:
-        findings = [finding_from_dict(d) for d in doc["findings"]]
+        findings = [finding_from_dict(d) for d in cast("list[object]", doc["findings"])]
         stats = stats_from_dict(doc.get("summary") or {})
-        repos = [repo_from_dict(r) for r in doc.get("repos") or []]
+        repos = [repo_from_dict(r) for r in cast("list[object]", doc.get("repos") or [])]
     except ValueError as exc:
         raise KascanError(f"cannot read report {path}: {exc}") from None
     command = doc.get("command")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 from kascan.errors import KascanError
 from kascan.model import Candidate, Finding
@@ -12,22 +13,11 @@ from kascan.stats import ScanStats
 
 def load_baseline(path: Path) -> frozenset[str]:
     """Fingerprints listed in a JSON report written earlier by kascan."""
-    import json  # only with a baseline: the hook path stays lean
+    from kascan.reportio import read_report
 
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KascanError(f"cannot read baseline {path}: {reason}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise KascanError(f"cannot read baseline {path}: not JSON (line {exc.lineno})") from None
-    findings = doc.get("findings") if isinstance(doc, dict) else None
-    if not isinstance(findings, list):
-        raise KascanError(f"cannot read baseline {path}: not a kascan JSON report (no findings)")
+    _, doc = read_report(path, "baseline")
     out: set[str] = set()
-    for item in findings:
+    for item in cast("list[object]", doc["findings"]):
         fp = item.get("fingerprint") if isinstance(item, dict) else None
         if not isinstance(fp, str) or not fp.startswith("sha256:"):
             raise KascanError(f"cannot read baseline {path}: a finding has no sha256 fingerprint")

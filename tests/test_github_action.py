@@ -36,17 +36,6 @@ RunCli = Callable[..., Result]
 ZERO = "0" * 40
 
 
-def _has_git_command() -> bool:
-    from kascan.cli import cli
-
-    return "git" in getattr(cli, "commands", {})
-
-
-needs_git_command = pytest.mark.skipif(
-    not _has_git_command(), reason="`kascan git` is not on this branch yet"
-)
-
-
 # --- --format github ---------------------------------------------------------------------------
 
 
@@ -335,7 +324,6 @@ def test_empty_push_is_a_clean_pass(
     assert deleted.result.returncode == 0 and deleted.outputs["findings"] == "0"
 
 
-@needs_git_command
 def test_pull_request_scans_only_the_prs_commits(
     run_action: Callable[..., ActionRun], history: tuple[GitRepo, list[str], list[str]]
 ) -> None:
@@ -366,7 +354,6 @@ def test_pull_request_scans_only_the_prs_commits(
     assert never.result.returncode == 0 and never.outputs["findings"] == "2"
 
 
-@needs_git_command
 def test_push_scans_the_pushed_range_and_new_branches_fully(
     run_action: Callable[..., ActionRun], history: tuple[GitRepo, list[str], list[str]]
 ) -> None:

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kascan.match import find_candidates
+from kascan.model import Chunk
 from kascan.rules import builtin_rules
 from kascan.sources.stream import iter_stream
 
@@ -195,3 +197,226 @@ def test_report_to_a_device_or_fifo_writes_through(tmp_path: Path, run_cli: Run,
     assert res.returncode == 1
     assert b'"findings"' in got[0]
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+# -- decoders against the obvious reference: what was planted is what is found ----------------
+
+_filler = st.text(alphabet=ALNUM + " :=\"'\n\t-_/.{}", max_size=60)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=_filler,
+    after=_filler,
+    lead=st.binary(max_size=5).filter(lambda b: b"ka_" not in b),
+    trail=st.binary(max_size=5),
+    urlsafe=st.booleans(),
+    padded=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**32),
+    window=st.integers(min_value=64, max_value=400),
+)
+def test_base64_planted_at_any_alignment_is_found_where_it_is(
+    before: str,
+    after: str,
+    lead: bytes,
+    trail: bytes,
+    urlsafe: bool,
+    padded: bool,
+    seed: int,
+    window: int,
+) -> None:
+    import base64
+
+    from kascan.sources.decode import Decoders, decode_chunks
+
+    key = make_key(random.Random(seed))
+    raw = lead + b" " + key.encode() + b" " + trail
+    enc = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw)
+    if not padded:
+        enc = enc.rstrip(b"=")
+    prefix = (before + " value: ").encode()
+    data = prefix + enc + b"\n" + after.encode()
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        block = data[pos : pos + min(n, window)]
+        pos += len(block)
+        return block
+
+    chunks = decode_chunks(iter_stream(read, "f", window=window), Decoders())
+    found = [c.finding for c in find_candidates(chunks, RULES) if c.finding.decoded]
+    assert [f.secret.value for f in found] == [key]
+    line = prefix.count(b"\n") + 1
+    assert found[0].line == line
+    assert found[0].decoded == "base64"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=_filler,
+    after=_filler,
+    encoding=st.sampled_from(["utf-16-le", "utf-16-be"]),
+    bom=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_utf16_planted_is_found_on_its_line(
+    before: str, after: str, encoding: str, bom: bool, seed: int
+) -> None:
+    from kascan.sources.decode import Decoders, decode_chunks
+
+    key = make_key(random.Random(seed))
+    text = ("\ufeff" if bom else "") + before + " key=" + key + " \r\n" + after
+    data = text.encode(encoding)
+    chunks = decode_chunks([Chunk("f", data)], Decoders())
+    found = [c.finding for c in find_candidates(chunks, RULES)]
+    assert [f.secret.value for f in found] == [key]
+    assert found[0].line == before.count("\n") + 1
+    assert found[0].decoded in ("utf-16le", "utf-16be")
+
+
+# -- resources and concurrency ------------------------------------------------------------------
+
+
+def _peak_rss_kib(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
+    """Run argv in a fresh wrapper process; the largest RSS among it and its descendants."""
+    script = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+        "sys.stderr.write(p.stderr.decode('utf-8', 'replace')[-2000:])\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    rc, rss = proc.stdout.split()
+    return int(rc), int(rss), proc.stderr
+
+
+@pytest.mark.slow
+def test_100k_files_and_a_5gb_file_with_flat_memory(
+    tmp_path: Path, env: dict[str, str], rng: random.Random
+) -> None:
+    tree = tmp_path / "tree"
+    for d in range(100):
+        sub = tree / f"d{d:02d}"
+        sub.mkdir(parents=True)
+        for f in range(1000):
+            (sub / f"f{f:03d}.txt").write_bytes(b"x = 1\n")
+    key = make_key(rng)
+    (tree / "d42" / "f999.txt").write_text(f"k = {key}\n")
+    rc, rss, err = _peak_rss_kib([sys.executable, "-m", "kascan", "scan", str(tree), "-q"], env)
+    assert rc == 1, err
+    assert rss < 50 * 1024, f"peak RSS {rss} KiB over 100,000 files"
+
+    big = tmp_path / "big.img"
+    with big.open("wb") as fh:  # sparse: 5 GiB of zeros, a key near the end
+        fh.truncate(5 << 30)
+        fh.seek((5 << 30) - 4096)
+        fh.write(b"\n" + key.encode() + b"\n")
+    rc, rss, err = _peak_rss_kib(
+        [sys.executable, "-m", "kascan", "scan", str(big), "-q", "--no-archives"], env
+    )
+    assert rc == 1, err
+    assert rss < 50 * 1024, f"peak RSS {rss} KiB over a 5 GiB file"
+
+
+def test_concurrent_runs_on_one_tree_do_not_interfere(
+    tmp_path: Path, env: dict[str, str], rng: random.Random
+) -> None:
+    write_files(tmp_path / "t", {f"d{i % 5}/f{i}.env": f"K={make_key(rng)}\n" for i in range(200)})
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kascan",
+                "scan",
+                str(tmp_path / "t"),
+                "-q",
+                "-f",
+                "json",
+                "-o",
+                str(tmp_path / f"r{i}.json"),
+                "--jobs",
+                str(1 + i % 2),
+            ],
+            env=env,
+        )
+        for i in range(4)
+    ]
+    assert [p.wait(120) for p in procs] == [1, 1, 1, 1]
+    reports = {(tmp_path / f"r{i}.json").read_bytes() for i in range(4)}
+    assert len(reports) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r0.json",
+        "r1.json",
+        "r2.json",
+        "r3.json",
+        "t",
+    ]
+
+
+def test_temporary_files_are_private_and_removed(
+    tmp_path: Path, run_cli: Run, make_repo: Callable[[Path], object], key: str
+) -> None:
+    from .conftest import GitRepo
+
+    repo = make_repo(tmp_path / "origin")
+    assert isinstance(repo, GitRepo)
+    repo.commit("leak", {"a.env": f"K={key}\n"})
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    seen: list[tuple[str, int]] = []
+    # a clone goes to a private directory under TMPDIR and is removed afterwards
+    res = run_cli(
+        "git",
+        f"file://{repo.path}",
+        "-q",
+        "--show-secrets",
+        "-o",
+        f"json:{tmp_path / 'r.json'}",
+        extra_env={"TMPDIR": str(tmpdir)},
+    )
+    assert res.returncode == 1, res.stderr
+    assert list(tmpdir.iterdir()) == []
+    seen.append(("report with --show-secrets", (tmp_path / "r.json").stat().st_mode & 0o777))
+    assert seen == [("report with --show-secrets", 0o600)]
+
+
+def test_git_dying_mid_stream_is_one_clear_error(
+    tmp_path: Path, run_cli: Run, make_repo: Callable[[Path], object], rng: random.Random
+) -> None:
+    import shutil
+
+    from .conftest import GitRepo
+
+    repo = make_repo(tmp_path / "repo")
+    assert isinstance(repo, GitRepo)
+    keys = [make_key(rng) for _ in range(3)]
+    repo.commit(
+        "keys", {f"f{i}.env": f"K={k}\n" + "filler line\n" * 2000 for i, k in enumerate(keys)}
+    )
+    real_git = shutil.which("git")
+    assert real_git
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # a git whose object stream dies after 30 KB (as if killed or out of memory)
+    (fake / "git").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *"--batch-check"*) exec "{real_git}" "$@" ;;\n'
+        f'  *"cat-file --batch"*) "{real_git}" "$@" | head -c 30000; exit 1 ;;\n'
+        f'  *) exec "{real_git}" "$@" ;;\n'
+        "esac\n"
+    )
+    (fake / "git").chmod(0o755)
+    env_path = f"{fake}:{os.environ['PATH']}"
+    res = run_cli("git", repo.path, "-f", "json", extra_env={"PATH": env_path}, timeout=60)
+    assert res.returncode == 2, (res.stdout[-500:], res.stderr)
+    assert "Traceback" not in res.stderr
+    assert "git" in res.stderr.splitlines()[-1]
+    # the first blob (24 KB) came through before git died: its key is still reported
+    found = [f["secret"] for f in res.json()["findings"]]  # type: ignore[union-attr]
+    assert len(found) == 1 and found[0] in {k[:12] + "…" for k in keys}
+    res.assert_no_leak(*keys)

@@ -340,13 +340,6 @@ def test_repo_goes_to_properties_and_notes_to_notifications(key: str) -> None:
     assert inv["toolExecutionNotifications"][0]["message"]["text"] == "2 files could not be read"
 
 
-def _has_git_command() -> bool:
-    from kascan.cli import cli
-
-    return "git" in getattr(cli, "commands", {})
-
-
-@pytest.mark.skipif(not _has_git_command(), reason="`kascan git` is not on this branch yet")
 def test_sarif_from_git_history(
     run_cli: RunCli, git_repo: object, keys: Callable[[int], list[str]]
 ) -> None:

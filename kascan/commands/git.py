@@ -5,22 +5,33 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from kascan.cli import Options, Reporter, _options, common_options, load_baselines, run_pipeline
+from kascan.cli import (
+    Options,
+    Reporter,
+    _options,
+    common_options,
+    decoder_options,
+    decoders_from,
+    exclude_option,
+    load_baselines,
+    run_pipeline,
+)
 from kascan.errors import KascanError
 from kascan.fleet_options import RepoQuery, repo_source_options, sweep_options
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.config import Config
-    from kascan.model import Candidate
+    from kascan.model import Candidate, Chunk
     from kascan.rules import RuleSet
+    from kascan.sources.decode import Decoders
     from kascan.sources.git import GitRepo
 
 Excluded = Callable[[str], bool]
@@ -168,16 +179,11 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
     help="Only the commits being pushed: PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF as set by "
     "pre-commit; for a new branch, its commits that are on no remote-tracking branch.",
 )
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="PATTERN",
-    help="Skip paths matching this gitignore pattern (repeatable).",
-)
+@exclude_option
 @repo_source_options
 @sweep_options
 @click.option("--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys).")
+@decoder_options
 @common_options
 def git(
     repos: tuple[str, ...], staged: bool, rev_range: str | None, pre_push: bool, **kw: object
@@ -194,6 +200,7 @@ def git(
     """
     from kascan.sources.git import is_url
 
+    decoders = decoders_from(kw)
     query = RepoQuery.pop_from(kw)
     jobs = int(kw.pop("jobs", 1))  # type: ignore[call-overload]
     state_dir: Path | None = kw.pop("state_dir", None)  # type: ignore[assignment]
@@ -213,7 +220,9 @@ def git(
     if not patch_mode and (query.fleet or state_dir is not None or len(repos) > 1):
         from kascan.commands.sweep import run_sweep
 
-        return run_sweep(repos, opts, query=query, jobs=jobs, state_dir=state_dir)
+        return run_sweep(
+            repos, opts, query=query, jobs=jobs, state_dir=state_dir, decoders=decoders
+        )
     args = list(repos)
     files: list[str] | None = None
     if staged:
@@ -230,7 +239,9 @@ def git(
     stats = ScanStats()
     early: list[str] = []
     notes: list[str] = []
-    mode = _Mode(staged, files, rev_range, pre_push, sys.stderr.isatty() and not opts.quiet)
+    mode = _Mode(
+        staged, files, rev_range, pre_push, sys.stderr.isatty() and not opts.quiet, decoders
+    )
 
     def final_notes() -> Sequence[str]:
         out = list(notes)
@@ -299,6 +310,21 @@ class _Mode:
     rev_range: str | None
     pre_push: bool
     progress: bool
+    decoders: Decoders | None = None  # None: every decoder on
+
+
+def _unwrap(
+    chunks: Iterable[Chunk], decoders: Decoders | None, warn: Callable[[str], None]
+) -> Iterator[Chunk]:
+    """Archives in whole blobs, then base64 and UTF-16: what ``kascan scan`` looks inside."""
+    from kascan.sources.decode import Decoders, decode_chunks
+
+    decoders = decoders or Decoders()
+    if decoders.archives:
+        from kascan.sources.archives import DEFAULT_LIMITS, open_archives
+
+        chunks = open_archives(chunks, DEFAULT_LIMITS, warn)
+    return decode_chunks(chunks, decoders)
 
 
 def _scan(
@@ -312,16 +338,18 @@ def _scan(
 ) -> Iterator[Candidate]:
     from kascan.match import find_candidates
     from kascan.sources import git as g
+    from kascan.sources.decode import Decoders
 
     repo = t.repo
     patterns = (*(t.config.exclude if t.config else ()), *t.ignore, *opts.excludes)
     excluded = _excluder(patterns)
     if mode.staged:
-        yield from _scan_staged(repo, t.label, mode.files, excluded, stats, warn, rules, notes)
+        yield from _scan_staged(repo, t.label, mode, excluded, stats, warn, rules, notes)
     elif t.revs:
         where = f" in {repo.display}" if t.label else ""
         pstats = g.PatchStats()
         chunks = g.iter_range(repo, t.revs, stats, label=t.label, excluded=excluded, pstats=pstats)
+        chunks = _unwrap(chunks, mode.decoders, warn)
         yield from g.first_introductions(find_candidates(chunks, rules, warn))
         if pstats.commits == 0:
             notes.append(f"{t.what}{where} has no commits: nothing to scan")
@@ -332,17 +360,25 @@ def _scan(
             )
     else:
         progress = g.Progress(mode.progress, f"scanning {repo.display}")
+        decoders = mode.decoders or Decoders()
         history = g.History(
-            repo, stats, label=t.label, excluded=excluded, progress=progress, rules=rules
+            repo,
+            stats,
+            label=t.label,
+            excluded=excluded,
+            progress=progress,
+            rules=rules,
+            gate=not (decoders.archives or decoders.base64 or decoders.utf16),
         )
-        yield from history.attribute(find_candidates(history.chunks(), rules, warn))
+        chunks = _unwrap(history.chunks(), mode.decoders, warn)
+        yield from history.attribute(find_candidates(chunks, rules, warn))
         notes.extend(history.notes)
 
 
 def _scan_staged(
     repo: GitRepo,
     label: str | None,
-    files: list[str] | None,
+    mode: _Mode,
     excluded: Excluded | None,
     stats: ScanStats,
     warn: Callable[[str], None],
@@ -353,9 +389,10 @@ def _scan_staged(
     from kascan.sources import git as g
 
     pstats = g.PatchStats()
+    files = mode.files
     if files is None:
         chunks = g.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
-        yield from find_candidates(chunks, rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
         n = len(pstats.files)
         if pstats.lines:
             notes.append(
@@ -372,7 +409,7 @@ def _scan_staged(
         chunks = g.iter_staged(
             repo, stats, label=label, excluded=excluded, pstats=pstats, only=frozenset(rel)
         )
-        yield from find_candidates(chunks, rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
         notes.append(
             f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} added "
             "line(s), read from the index"
@@ -380,7 +417,7 @@ def _scan_staged(
         return
     # ``pre-commit run --files``/``--all-files``: files that are not all staged are read whole
     chunks = g.iter_index_files(repo, rel, stats, warn, label=label, excluded=excluded)
-    yield from find_candidates(chunks, rules, warn)
+    yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
     notes.append(
         f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
         f"of {stats.files} of them (the work-tree copy for files not in the index)"

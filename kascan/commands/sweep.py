@@ -7,12 +7,16 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kascan.cli import Options, Reporter, load_baselines
 from kascan.errors import KascanError
 from kascan.fleet_options import RepoQuery
 from kascan.model import Finding
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.sources.decode import Decoders
 
 
 def _config_parts(opts: Options, baseline: frozenset[str]) -> list[str | bytes]:
@@ -33,6 +37,7 @@ def run_sweep(
     query: RepoQuery,
     jobs: int,
     state_dir: Path | None,
+    decoders: Decoders | None = None,
 ) -> int:
     from kascan.commands.git import _Mode, _open_target, _scan
     from kascan.fleet import (
@@ -55,7 +60,7 @@ def run_sweep(
         if state_dir is not None
         else None
     )
-    mode = _Mode(False, None, None, False, False)
+    mode = _Mode(False, None, None, False, False, decoders)
     repo_notes: dict[str, list[str]] = {}
 
     def scan_one(arg: str, rstats: ScanStats, warn: Callable[[str], None]) -> list[Finding]:

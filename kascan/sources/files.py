@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kascan.model import Chunk
-from kascan.sources.stream import iter_stream
+from kascan.sources.archives import iter_content
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.ignore import Ignorer
+    from kascan.sources.archives import Limits
 
 Warn = Callable[[str], None]
 
@@ -111,9 +112,16 @@ def iter_tree(
 
 
 def read_file(
-    ref: FileRef, stats: ScanStats, warn: Warn, explicit: bool = False
+    ref: FileRef,
+    stats: ScanStats,
+    warn: Warn,
+    explicit: bool = False,
+    archives: Limits | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of one file; an unreadable file is a warning and counted, never fatal.
+
+    With ``archives`` limits, a file whose first bytes are an archive magic is scanned member by
+    member (see :mod:`kascan.sources.archives`).
 
     A walked file must be a regular file (opened non-blocking, so a FIFO swapped in cannot hang
     the scan); a path named on the command line may also be a pipe (``kascan scan <(cmd)``).
@@ -151,19 +159,32 @@ def read_file(
             return block
 
         try:
-            yield from iter_stream(read, ref.path, by_line=not regular)
+            yield from iter_content(
+                read,
+                ref.path,
+                by_line=not regular,
+                limits=archives,
+                warn=warn,
+                fd=fd if regular else None,
+            )
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read {ref.path}: {exc.strerror or exc} (after {size} bytes)")
             return
         stats.files += 1
-        stats.bytes += size
+        stats.bytes += max(size, st.st_size) if regular else size
     finally:
         os.close(fd)
 
 
-def iter_stdin(stats: ScanStats, path: str = "-") -> Iterator[Chunk]:
-    """Standard input, scanned line by line as it arrives (``kubectl logs -f | kascan scan -``)."""
+def iter_stdin(
+    stats: ScanStats,
+    path: str = "-",
+    warn: Warn | None = None,
+    archives: Limits | None = None,
+) -> Iterator[Chunk]:
+    """Standard input, scanned line by line as it arrives (``kubectl logs -f | kascan scan -``);
+    a compressed stream or an archive on stdin is opened when ``archives`` limits are given."""
     fd = 0
     size = 0
 
@@ -173,9 +194,13 @@ def iter_stdin(stats: ScanStats, path: str = "-") -> Iterator[Chunk]:
         size += len(block)
         return block
 
-    yield from iter_stream(read, path, by_line=True)
+    yield from iter_content(read, path, by_line=True, limits=archives, warn=warn or _no_warn)
     stats.files += 1
     stats.bytes += size
+
+
+def _no_warn(_: str) -> None:
+    pass
 
 
 def resolve_roots(paths: Sequence[str]) -> list[tuple[str, Path | None]]:

@@ -519,9 +519,13 @@ class History:
         excluded: Callable[[str], bool] | None = None,
         progress: Progress | None = None,
         rules: RuleSet | None = None,
+        gate: bool = True,
     ) -> None:
         self.repo = repo
         self.stats = stats
+        # skip blobs without the rules' literal prefix: only when no decoder needs to look
+        # inside them (an archive, base64 or UTF-16 blob does not contain the prefix as bytes)
+        self.gate = gate
         self.label = label
         self.excluded = excluded
         self.progress = progress
@@ -577,7 +581,8 @@ class History:
         counter = _popen(repo, "rev-list", "--count", *self._revs, "--")
         modules = _popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
         progress = self.progress.update if self.progress and self.progress.enabled else None
-        stream = BlobStream(repo, gate=fast_prefix(self.rules), label=self.label, progress=progress)
+        gate = fast_prefix(self.rules) if self.gate else None
+        stream = BlobStream(repo, gate=gate, label=self.label, progress=progress)
         self._stream = stream
         # the attribution walk runs alongside, into a file: when some blob holds a key it is
         # (nearly) done by the end of the read; when none does it is stopped
@@ -650,10 +655,16 @@ class History:
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        """Attribute every candidate; if reading stops with an error, what was found before it
+        is still attributed and reported, then the error goes on."""
         found: dict[str, list[Candidate]] = {}
+        error: KascanError | None = None
         try:
-            for cand in candidates:
-                found.setdefault(self._current(), []).append(cand)
+            try:
+                for cand in candidates:
+                    found.setdefault(self._current(), []).append(cand)
+            except KascanError as exc:
+                error = exc
             if found and not self._empty:
                 yield from self._attribute(found)
             elif found:
@@ -662,6 +673,8 @@ class History:
             if self._early_walk is not None:
                 self._early_walk.close()
                 self._early_walk = None
+        if error is not None:
+            raise error
 
     # -- attribution ------------------------------------------------------------------------
 
@@ -698,7 +711,8 @@ class History:
             for cand in found.get(intro.blob, ()):
                 if cand.finding.secret.value != key:
                     continue
-                f = replace(cand.finding, path=path, commit=intro.commit, repo=self.label)
+                member = _member_suffix(cand.finding.path, self._paths.get(intro.blob, ""))
+                f = replace(cand.finding, path=path + member, commit=intro.commit, repo=self.label)
                 out.append(((path, f.line, f.column, intro.commit.sha), replace(cand, finding=f)))
         if pending:
             # reachable only in ways no commit diff shows (e.g. a tag that names a blob)
@@ -706,7 +720,8 @@ class History:
                 path = self._paths.get(oid, "") or oid
                 for cand in cands:
                     if cand.finding.secret.value in pending:
-                        f = replace(cand.finding, path=path, repo=self.label)
+                        member = _member_suffix(cand.finding.path, self._paths.get(oid, ""))
+                        f = replace(cand.finding, path=path + member, repo=self.label)
                         out.append(((path, f.line, f.column, ""), replace(cand, finding=f)))
             self.notes.append(
                 f"{self.repo.display}: {len(pending)} key(s) found in objects no commit introduces "
@@ -920,6 +935,13 @@ def _path_free(rules: RuleSet) -> bool:
     """Whether no rule or allowlist looks at a path (so a blob can be matched without one)."""
     allowlists = [*rules.allowlists, *(a for r in rules.rules for a in r.allowlists)]
     return all(r.path is None for r in rules.rules) and not any(a.paths for a in allowlists)
+
+
+def _member_suffix(found_path: str, blob_path: str) -> str:
+    """``!member/path`` of a finding inside an archive blob (its chunk path is blob!member)."""
+    if found_path.startswith(blob_path + "!"):  # blob_path is "" for blobs read in pack order
+        return found_path[len(blob_path) :]
+    return ""
 
 
 def _nul_tokens(stream: IO[bytes]) -> Iterator[bytes]:

@@ -44,17 +44,22 @@ def iter_stream(
     *,
     window: int = WINDOW,
     by_line: bool = False,
+    initial: bytes = b"",
 ) -> Iterator[Chunk]:
     """Chunks of everything ``read`` returns until it returns ``b""``.
 
     With ``by_line`` (streams such as a ``kubectl logs -f`` pipe) every complete line is scanned as
-    soon as it arrives; otherwise a chunk is cut every ``window`` bytes.
+    soon as it arrives; otherwise a chunk is cut every ``window`` bytes. ``initial``: bytes
+    already read (e.g. to sniff an archive magic) that come before what ``read`` returns.
     """
     ctx = b""  # already scanned bytes just before ``pending``
     pending = b""
     line, column = 1, 0  # of ctx[0]
     while True:
-        block = read(window)
+        if initial:
+            block, initial = initial, b""
+        else:
+            block = read(window)
         if not block:
             if pending or not ctx:
                 yield Chunk(path, ctx + pending, line, column, fresh=len(ctx))
