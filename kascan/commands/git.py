@@ -327,6 +327,29 @@ def _unwrap(
     return decode_chunks(chunks, decoders)
 
 
+def _may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
+    """Whether a whole blob without the key's prefix may still hide a key that ``_unwrap`` finds:
+    the first, cheap test of each layer (an archive's magic bytes, an encoded prefix for base64,
+    NULs and the UTF-16 prefix). The pack-order read hands on only such blobs, and blobs with the
+    prefix; every other one would give no candidate."""
+    if not (decoders.archives or decoders.base64 or decoders.utf16):
+        return None
+    from kascan.sources.archives import sniff
+    from kascan.sources.decode import _SNIFF_NUL, _UTF16, might_hide_base64
+
+    archives, base64, utf16 = decoders.archives, decoders.base64, decoders.utf16
+
+    def may_hide(data: bytes) -> bool:
+        if archives and sniff(data[:512]) is not None:
+            return True
+        binary = data.find(b"\0", 0, _SNIFF_NUL) != -1
+        if base64 and might_hide_base64(data, 0, not binary):
+            return True
+        return utf16 and binary and _UTF16 in data
+
+    return may_hide
+
+
 def _scan(
     t: _Target,
     mode: _Mode,
@@ -368,7 +391,7 @@ def _scan(
             excluded=excluded,
             progress=progress,
             rules=rules,
-            gate=not (decoders.archives or decoders.base64 or decoders.utf16),
+            wants=_may_hide(decoders),
         )
         chunks = _unwrap(history.chunks(), mode.decoders, warn)
         yield from history.attribute(find_candidates(chunks, rules, warn))

@@ -5,8 +5,9 @@ are stored (no history walk); a feeder thread passes the blobs' ids on to ``git 
 --buffer``, which inflates them in the child while the parent reads its output in large blocks and
 parses the headers itself. Only blobs that can hold a finding become :class:`Chunk` records: with
 ``gate`` set (the built-in rule alone) a blob is handed on only when its bytes contain ``gate``,
-found with one ``find`` over the buffer for many blobs at once. Nothing is kept per blob, so memory
-stays flat whatever the number of objects.
+found with one ``find`` over the buffer for many blobs at once, or when ``wants`` says it may
+hide a key in another form (an archive, base64, UTF-16: the decoders' own cheap first tests).
+Nothing is kept per blob, so memory stays flat whatever the number of objects.
 
 This reads *every* blob in the database, reachable or not: the caller decides afterwards, for the
 few blobs that hold a candidate, whether any ref reaches them (``History``).
@@ -45,11 +46,13 @@ class BlobStream:
         repo: GitRepo,
         *,
         gate: bytes | None,
+        wants: Callable[[bytes], bool] | None = None,
         label: str | None = None,
         progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.repo = repo
         self.gate = gate
+        self.wants = wants  # with a gate: whether a blob without it is handed on all the same
         self.label = label
         self.progress = progress
         self.current = ""
@@ -124,7 +127,7 @@ class BlobStream:
         parsed (-1: not before the end of the buffer); it is searched again only when a record
         starts after it or the buffer grows, so most blobs cost no search of their own.
         """
-        gate, label, display = self.gate, self.label, self.repo.display
+        gate, wants, label, display = self.gate, self.wants, self.label, self.repo.display
         glen = len(gate) if gate else 0
         read = os.read
         buf = bytearray()
@@ -196,10 +199,15 @@ class BlobStream:
                 if 0 <= hit < start:
                     hit = buf.find(gate, start)
                 if hit == -1 or hit + glen > end:
-                    pos = end + 1
-                    continue
+                    data = bytes(buf[start:end]) if wants is not None else b""
+                    if wants is None or not wants(data):
+                        pos = end + 1
+                        continue
+                else:
+                    data = bytes(buf[start:end])
+            else:
+                data = bytes(buf[start:end])
             self.current = buf[pos : buf.find(b" ", pos)].decode()
-            data = bytes(buf[start:end])
             pos = end + 1
             yield Chunk("", data, repo=label)
         self.blobs, self.bytes, self.lfs = blobs, nbytes, lfs

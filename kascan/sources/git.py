@@ -520,12 +520,14 @@ class History:
         progress: Progress | None = None,
         rules: RuleSet | None = None,
         gate: bool = True,
+        wants: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.repo = repo
         self.stats = stats
         # skip blobs without the rules' literal prefix: only when no decoder needs to look
         # inside them (an archive, base64 or UTF-16 blob does not contain the prefix as bytes)
         self.gate = gate
+        self.wants = wants  # with the gate: a blob without the prefix that is handed on anyway
         self.label = label
         self.excluded = excluded
         self.progress = progress
@@ -582,7 +584,8 @@ class History:
         modules = _popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
         progress = self.progress.update if self.progress and self.progress.enabled else None
         gate = fast_prefix(self.rules) if self.gate else None
-        stream = BlobStream(repo, gate=gate, label=self.label, progress=progress)
+        wants = self.wants if gate else None
+        stream = BlobStream(repo, gate=gate, wants=wants, label=self.label, progress=progress)
         self._stream = stream
         # the attribution walk runs alongside, into a file: when some blob holds a key it is
         # (nearly) done by the end of the read; when none does it is stopped
