@@ -314,13 +314,18 @@ class _Mode:
 
 
 def _unwrap(
-    chunks: Iterable[Chunk], decoders: Decoders | None, warn: Callable[[str], None]
+    chunks: Iterable[Chunk],
+    decoders: Decoders | None,
+    warn: Callable[[str], None],
+    whole: bool = True,
 ) -> Iterator[Chunk]:
-    """Archives in whole blobs, then base64 and UTF-16: what ``kascan scan`` looks inside."""
+    """Archives in whole blobs, then base64 and UTF-16: what ``kascan scan`` looks inside.
+    Added lines of a patch (``whole=False``) are never an archive: the hook path skips that
+    layer and its import."""
     from kascan.sources.decode import Decoders, decode_chunks
 
     decoders = decoders or Decoders()
-    if decoders.archives:
+    if decoders.archives and whole:
         from kascan.sources.archives import DEFAULT_LIMITS, open_archives
 
         chunks = open_archives(chunks, DEFAULT_LIMITS, warn)
@@ -372,7 +377,7 @@ def _scan(
         where = f" in {repo.display}" if t.label else ""
         pstats = g.PatchStats()
         chunks = g.iter_range(repo, t.revs, stats, label=t.label, excluded=excluded, pstats=pstats)
-        chunks = _unwrap(chunks, mode.decoders, warn)
+        chunks = _unwrap(chunks, mode.decoders, warn, whole=False)
         yield from g.first_introductions(find_candidates(chunks, rules, warn))
         if pstats.commits == 0:
             notes.append(f"{t.what}{where} has no commits: nothing to scan")
@@ -415,7 +420,7 @@ def _scan_staged(
     files = mode.files
     if files is None:
         chunks = g.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
-        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn, False), rules, warn)
         n = len(pstats.files)
         if pstats.lines:
             notes.append(
@@ -432,7 +437,7 @@ def _scan_staged(
         chunks = g.iter_staged(
             repo, stats, label=label, excluded=excluded, pstats=pstats, only=frozenset(rel)
         )
-        yield from find_candidates(_unwrap(chunks, mode.decoders, warn), rules, warn)
+        yield from find_candidates(_unwrap(chunks, mode.decoders, warn, False), rules, warn)
         notes.append(
             f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} added "
             "line(s), read from the index"
