@@ -99,12 +99,15 @@ class Plan:
     prefix: str = ""  # makes the report's paths relative to the repository root
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+def _git(repo: Path, *args: str, network: bool = False) -> subprocess.CompletedProcess[str]:
+    """git in the workspace: the scanner's safe settings; no transport unless ``network`` (the
+    one fetch of a missing commit from the checkout's own ``origin``)."""
+    from kascan.sources.git import SAFE_CONFIG, git_env
+
     return subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=", *args],
+        ["git", *SAFE_CONFIG, *args],
         cwd=repo,
-        env=env,
+        env=git_env(network=network),
         capture_output=True,
         text=True,
         check=False,
@@ -119,7 +122,7 @@ def _ensure_commit(repo: Path, sha: str) -> bool:
     """True when ``sha`` is in the clone, fetching it from ``origin`` if it is not (yet)."""
     if _has_commit(repo, sha):
         return True
-    _git(repo, "fetch", "--no-tags", "--quiet", "origin", sha)
+    _git(repo, "fetch", "--no-tags", "--quiet", "origin", sha, network=True)
     return _has_commit(repo, sha)
 
 

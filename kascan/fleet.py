@@ -170,20 +170,21 @@ def resolve_repos(
 # --- resumable state --------------------------------------------------------------------------
 
 
-def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
-
-
 def refs_fingerprint(ref: str, timeout: float = 300) -> str:
     """sha256 of ``git ls-remote`` (every ref and HEAD): it changes when anything is pushed."""
     import subprocess
 
-    cmd = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=", "ls-remote", "--", ref]
+    from kascan.sources.git import SAFE_CONFIG, git_env
+
+    cmd = ["git", *SAFE_CONFIG, "ls-remote", "--", ref]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, env=git_env(), timeout=timeout, check=False, stdin=None
+            cmd,
+            capture_output=True,
+            env=git_env(network=True),
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise KascanError(f"cannot list refs of {ref}: {exc}") from None

@@ -80,14 +80,25 @@ _KEEP_ENV = frozenset(
 )
 
 
-def git_env(keep: Iterable[str] = ()) -> dict[str, str]:
-    """The environment for a git child: no ``GIT_*`` from a hook, no prompts, no replacements."""
+# No transport is allowed by this name: a git child that reads a scanned repository may not reach
+# any remote, so a lazy fetch of a missing object (``remote.<name>.promisor``, a partial clone)
+# cannot run that repository's ``remote.<name>.uploadpack`` or ``core.sshCommand``. The variable
+# takes precedence over every ``protocol.*.allow`` setting of the repository's own config.
+NO_TRANSPORT = "kascan-no-network"
+
+
+def git_env(keep: Iterable[str] = (), *, network: bool = False) -> dict[str, str]:
+    """The environment for a git child: no ``GIT_*`` from a hook, no prompts, no replacements,
+    and, unless ``network`` (only ``git clone`` of a URL the user named), no transport at all."""
     kept = _KEEP_ENV | set(keep)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in kept}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_NO_REPLACE_OBJECTS"] = "1"  # read the objects as stored, not what refs/replace says
     env["GIT_OPTIONAL_LOCKS"] = "0"
     env["GIT_LITERAL_PATHSPECS"] = "1"
+    if not network:
+        env["GIT_ALLOW_PROTOCOL"] = NO_TRANSPORT
+        env["GIT_NO_LAZY_FETCH"] = "1"  # git >= 2.45 knows it; GIT_ALLOW_PROTOCOL covers older
     return env
 
 
@@ -253,7 +264,7 @@ def clone(url: str, dest: str) -> GitRepo:
     shown = safe_url(url)
     if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
         raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
-    env = git_env()
+    env = git_env(network=True)
     try:
         proc = subprocess.run(
             ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest],
@@ -372,7 +383,7 @@ def _partial_clone(repo: GitRepo) -> bool:
 
 def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
     """Commits and blobs reachable from ``revs``: rev-list piped into cat-file --batch-check."""
-    missing = ("--missing=allow-promisor",) if partial else ()
+    missing = ("--missing=allow-any",) if partial else ()  # never fetched: see NO_TRANSPORT
     revlist = _popen(repo, "rev-list", "--objects", *missing, *revs, "--")
     assert revlist.stdout is not None
     check = _popen(

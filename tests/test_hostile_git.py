@@ -1,0 +1,92 @@
+"""A hostile repository: its own config, names and metadata never run code or hide a key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GitRepo, Result, findings_of
+
+
+def _plant_lazy_fetch(repo: GitRepo, marker: Path, missing_file: str) -> None:
+    """Make ``repo`` a 'partial clone' whose promisor remote runs a command when git fetches a
+    missing object: the blob of ``missing_file`` is deleted from the object database."""
+    blob = repo.git("rev-parse", f"HEAD:{missing_file}")
+    obj = repo.path / ".git" / "objects" / blob[:2] / blob[2:]
+    assert obj.exists(), "the blob must be loose to be removed"
+    obj.unlink()
+    upstream = repo.path.parent / "upstream"
+    upstream.mkdir()
+    repo.git("init", "-q", "--bare", str(upstream))
+    cmd = f"touch {marker}; git-upload-pack"
+    repo.git("config", "core.repositoryformatversion", "1")
+    repo.git("remote", "add", "origin", str(upstream))
+    repo.git("config", "remote.origin.promisor", "true")
+    repo.git("config", "remote.origin.uploadpack", cmd)
+    repo.git("config", "extensions.partialclone", "origin")
+    # the same through ssh: a second promisor remote whose transport is core.sshCommand
+    repo.git("remote", "add", "evil", "ssh://example.invalid/x.git")
+    repo.git("config", "remote.evil.promisor", "true")
+    repo.git("config", "core.sshCommand", f"touch {marker}; false")
+    # and a repository that allows every protocol in its own config
+    repo.git("config", "protocol.allow", "always")
+    repo.git("config", "protocol.file.allow", "always")
+
+
+@pytest.mark.parametrize("mode", ["history", "staged", "staged-missing", "bare"])
+def test_a_lazy_fetch_never_runs_the_repository_s_commands(
+    git_repo: GitRepo,
+    run_cli: Callable[..., Result],
+    key: str,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    marker = tmp_path / "PWNED"
+    git_repo.commit("init", {"app.env": f"KEY={key}\n", "gone.txt": "missing later\n"})
+    _plant_lazy_fetch(git_repo, marker, "gone.txt")
+    # the attack works against plain git (so the test proves something)
+    git_repo.git("config", "--unset", "core.sshCommand")
+    blob = "HEAD:gone.txt"
+    env = dict(git_repo.env)
+    import subprocess
+
+    subprocess.run(
+        ["git", "cat-file", "-p", blob],
+        cwd=git_repo.path,
+        env=env,
+        check=False,
+        capture_output=True,
+    )
+    assert marker.exists(), "plain git should have run the promisor remote's upload-pack"
+    marker.unlink()
+    git_repo.git("config", "core.sshCommand", f"touch {marker}; false")
+
+    if mode == "history":
+        result = run_cli("git", git_repo.path, "-f", "json")
+    elif mode.startswith("staged"):
+        git_repo.write("new.txt", f"token {key}\n")
+        git_repo.git("add", "new.txt")
+        if mode == "staged-missing":
+            # the staged diff compares against HEAD, whose gone.txt is missing: git wants it
+            git_repo.write("gone.txt", "changed\n")
+            git_repo.git("add", "gone.txt")
+        result = run_cli("git", "--staged", "-f", "json", cwd=git_repo.path)
+    else:
+        bare = tmp_path / "bare.git"
+        os.rename(git_repo.path / ".git", bare)
+        subprocess.run(["git", "--git-dir", str(bare), "config", "core.bare", "true"], check=True)
+        result = run_cli("git", bare, "-f", "json")
+    assert not marker.exists(), "kascan let git run a command from the scanned repository"
+    assert "Traceback" not in result.stderr
+    result.assert_no_leak(key)
+    if mode == "staged-missing":  # a corrupt repository: one line, exit 2, still no fetch
+        assert result.returncode == 2, result.output
+        assert "Error: git diff --cached failed in .: unable to read" in result.stderr
+        return
+    assert result.returncode == 1, result.output
+    assert {f["path"] for f in findings_of(result)} >= (
+        {"new.txt"} if mode == "staged" else {"app.env"}
+    )
