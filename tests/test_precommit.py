@@ -189,8 +189,32 @@ def test_hooks_file_describes_both_hooks() -> None:
     import yaml
 
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
-    assert hooks["kascan"]["entry"] == "kascan git --staged"
+    assert hooks["kascan"]["entry"] == "kascan git --staged --files --"
+    assert hooks["kascan-push"]["entry"] == "kascan git --pre-push --"
     assert hooks["kascan"]["stages"] == ["pre-commit"]
     assert hooks["kascan-push"]["stages"] == ["pre-push"]
     assert hooks["kascan-push"]["pass_filenames"] is False
     assert {h["language"] for h in hooks.values()} == {"python"}
+
+
+def test_file_names_that_look_like_options_are_paths(hooked: GitRepo, key: str) -> None:
+    """A tracked file named like an option must not become one (``--exclude=*`` would hide the
+    key, ``--output=README.md`` would overwrite a file with the key, ``--verify`` send it)."""
+    readme = "# project\n"
+    hooked.write("README.md", readme)
+    hooked.write("app.cfg", f"token={key}\n")
+    for name in ("--exclude=*", "--show-secrets", "--output=README.md", "--verify", "-q"):
+        hooked.write(name, "harmless\n")
+    hooked.git("add", "-A")
+    hooked.git("commit", "-q", "--no-verify", "-m", "names")
+    result = pre_commit(hooked, "run", "kascan", "--all-files", "--verbose", check=False)
+    assert result.returncode == 1, result.output
+    assert "app.cfg:1:7" in result.output
+    assert "verified" not in result.output
+    assert (hooked.path / "README.md").read_text() == readme
+    assert "Error:" not in result.output
+    result.assert_no_leak(key)
+    # and a name that is a directory (a submodule path, say) is a path too, not a repository
+    staged = pre_commit(hooked, "run", "kascan", "--files", "app.cfg", ".", check=False)
+    assert staged.returncode == 1, staged.output
+    assert "app.cfg:1:7" in staged.output

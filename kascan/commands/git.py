@@ -168,6 +168,13 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
     "the whole staged content of the files named is scanned.",
 )
 @click.option(
+    "--files",
+    "as_files",
+    is_flag=True,
+    help="With --staged: every argument is a file of the repository in the current directory, "
+    "never a repository or an option (the hook runs 'kascan git --staged --files -- NAMES').",
+)
+@click.option(
     "--range",
     "rev_range",
     metavar="A..B",
@@ -186,7 +193,12 @@ def _push_revs(repo: GitRepo) -> tuple[list[str], str]:
 @decoder_options
 @common_options
 def git(
-    repos: tuple[str, ...], staged: bool, rev_range: str | None, pre_push: bool, **kw: object
+    repos: tuple[str, ...],
+    staged: bool,
+    as_files: bool,
+    rev_range: str | None,
+    pre_push: bool,
+    **kw: object,
 ) -> int:
     """Scan git for Kubeadapt API keys: every commit reachable from any ref (the default), the
     staged change, a range of commits, or a push.
@@ -211,6 +223,8 @@ def git(
     opts = _options("git", **kw)
     if staged + bool(rev_range) + pre_push > 1:
         raise click.UsageError("choose one of --staged, --range and --pre-push")
+    if as_files and not staged:
+        raise click.UsageError("--files goes with --staged")
     patch_mode = staged or rev_range is not None or pre_push
     if patch_mode and (query.fleet or state_dir is not None):
         raise click.UsageError(
@@ -225,8 +239,10 @@ def git(
         )
     args = list(repos)
     files: list[str] | None = None
-    if staged:
-        # pre-commit appends file names: a directory is a repository, anything else a file
+    if as_files:
+        args, files = [], list(repos) or None
+    elif staged:
+        # file names given by hand: a directory is a repository, anything else a file
         args = [a for a in repos if os.path.isdir(a) or is_url(a)]
         named = [a for a in repos if a not in args]
         files = named or None
