@@ -90,3 +90,41 @@ def test_a_lazy_fetch_never_runs_the_repository_s_commands(
     assert {f["path"] for f in findings_of(result)} >= (
         {"new.txt"} if mode == "staged" else {"app.env"}
     )
+
+
+@pytest.mark.parametrize(
+    "path, author",
+    [
+        ("conf/\x01evil.env", "Mallory"),
+        ("conf/app.env", "Mal\x01lory"),
+        ("\x01" + "0" * 40 + "/a.env", "\x01" + "f" * 40),
+        ("line\nbreak/\x01.env", "Mal\x01\x01lory"),
+    ],
+)
+@pytest.mark.parametrize("extra_blobs", [0, 80])  # few blobs with a key, and many
+def test_control_bytes_in_names_never_hide_a_key_from_history(
+    git_repo: GitRepo,
+    run_cli: Callable[..., Result],
+    keys: Callable[[int], list[str]],
+    path: str,
+    author: str,
+    extra_blobs: int,
+) -> None:
+    key, *others = keys(1 + extra_blobs)
+    git_repo.commit("before", {"README": "hello\n"})
+    git_repo.env["GIT_AUTHOR_NAME"] = author
+    sha = git_repo.commit("add", {path: f"KEY={key}\n"})
+    git_repo.env["GIT_AUTHOR_NAME"] = "Test Author"
+    if others:
+        git_repo.commit("more", {f"more/{i}.txt": f"k={k}\n" for i, k in enumerate(others)})
+    git_repo.commit("after", {"README": "bye\n"})
+    result = run_cli("git", git_repo.path, "-f", "json")
+    assert result.returncode == 1, result.output
+    found = [
+        f for f in findings_of(result) if f["path"] != "README" and "more/" not in str(f["path"])
+    ]
+    assert len(found) == 1, result.output
+    assert found[0]["line"] == 1 and found[0]["column"] == 5
+    assert found[0]["commit"] == sha
+    assert "unreachable" not in result.stderr
+    assert len([f for f in findings_of(result) if "more/" in str(f["path"])]) == extra_blobs

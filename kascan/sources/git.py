@@ -812,17 +812,16 @@ class History:
             merge = False
             entries: list[_Entry] = []
             tokens = _nul_tokens(stream)
+            # Positional: a record is "\x01SHA", "PARENTS", then (":META", "PATH") pairs. A path
+            # (the only attacker-written field: names and dates are not in the walk) is always
+            # consumed as the token after its META, so no byte in it can start a record.
             for tok in tokens:
                 tok = tok.lstrip(b"\n")
                 if tok.startswith(b"\x01"):
                     settle(commit, merge, entries)
                     entries = []
-                    sha = tok[1:].decode()
                     merge = b" " in next(tokens, b"").strip()
-                    name = next(tokens, b"").decode("utf-8", "replace")
-                    email = next(tokens, b"").decode("utf-8", "replace")
-                    date = next(tokens, b"").decode("utf-8", "replace").strip()
-                    commit = Commit(sha, name, email, date)
+                    commit = Commit(tok[1:].decode("ascii", "replace"), "", "", "")
                 elif tok.startswith(b":"):
                     path = next(tokens, b"").decode("utf-8", "surrogateescape")
                     meta = tok[1:].split()
@@ -844,7 +843,34 @@ class History:
         for (key, path), intro in by_merges.items():
             if key not in introduced:
                 intros.setdefault((key, path), intro)
+        people = _identities(self.repo, {i.commit.sha for i in intros.values()})
+        intros = {
+            k: replace(i, commit=people.get(i.commit.sha, i.commit)) for k, i in intros.items()
+        }
         return intros, seen
+
+
+def _identities(repo: GitRepo, shas: Collection[str]) -> dict[str, Commit]:
+    """Author, e-mail and date of a few commits, read positionally from NUL-ended fields."""
+    if not shas:
+        return {}
+    fields = 4
+    proc = run_git(
+        repo,
+        "log",
+        "--no-walk=unsorted",
+        "--stdin",
+        "--format=%H%x00%an%x00%ae%x00%aI%x00",
+        input="".join(f"{sha}\n" for sha in sorted(shas)).encode(),
+    )
+    tokens = proc.stdout.split(b"\0")
+    out: dict[str, Commit] = {}
+    for i in range(0, len(tokens) - fields + 1, fields):
+        sha, name, email, date = tokens[i : i + fields]
+        sha_s = sha.strip().decode("ascii", "replace")
+        text = [t.decode("utf-8", "replace") for t in (name, email, date)]
+        out[sha_s] = Commit(sha_s, text[0], text[1], text[2].strip())
+    return out
 
 
 _WALK_ARGS = (
@@ -857,7 +883,7 @@ _WALK_ARGS = (
     "--date-order",
     "--no-textconv",
     "--no-ext-diff",
-    "--format=%x01%H%x00%P%x00%an%x00%ae%x00%aI",
+    "--format=%x01%H%x00%P",  # no names: they are attacker-written and looked up afterwards
     "--diff-merges=first-parent",
 )
 
@@ -898,6 +924,31 @@ def _start_walk(repo: GitRepo, revs: Sequence[str]) -> _EarlyWalk | None:
 
 _FEW = 64  # up to this many blobs, their commits are found with bytes.find, not by parsing all
 
+# Where a record of the walk starts: "\x01", a full object name, NUL, the parents (hex and
+# spaces), NUL. A path that holds "\x01" and hex is followed by a ":META" token or by the next
+# record's "\x01", never by a token of hex, so it cannot pass for a record's start.
+_RECORD = re.compile(rb"\x01(?:[0-9a-f]{64}|[0-9a-f]{40})\0[0-9a-f ]*\0")
+
+
+def _record_start(data: bytes, at: int, lo: int = 0) -> int:
+    """The start of the record that holds ``data[at]`` (-1 when none starts at or after lo)."""
+    pos = data.rfind(b"\x01", lo, at + 1)
+    while pos != -1:
+        if (pos == 0 or data[pos - 1] == 0) and _RECORD.match(data, pos):
+            return pos
+        pos = data.rfind(b"\x01", lo, pos)
+    return -1
+
+
+def _record_end(data: bytes, at: int) -> int:
+    """Where the record after the one holding ``data[at]`` starts (``len(data)`` if none)."""
+    pos = data.find(b"\x01", at)
+    while pos != -1:
+        if data[pos - 1] == 0 and _RECORD.match(data, pos):
+            return pos
+        pos = data.find(b"\x01", pos + 1)
+    return len(data)
+
 
 def _walk_records(repo: GitRepo, walk: _EarlyWalk, oids: set[str]) -> IO[bytes]:
     """The early walk's output, finished; with few blobs, only the commits that show them."""
@@ -918,18 +969,20 @@ def _walk_records(repo: GitRepo, walk: _EarlyWalk, oids: set[str]) -> IO[bytes]:
         while True:
             block = walk.out.read(1 << 20)
             data = rest + block
-            cut = data.rfind(b"\x01") if block else len(data)
-            if cut <= 0 and block:
-                rest = data  # one commit's record is longer than a block: read on
-                continue
+            # process up to the last record that starts here and is whole (its parents end)
+            cut = _record_start(data, len(data) - 1, 1) if block else len(data)
+            if cut <= 0:
+                if block:
+                    rest = data  # one commit's record is longer than a block: read on
+                    continue
+                cut = len(data)
             part, rest = data[:cut], data[cut:]
             found: list[tuple[int, int]] = []
             for oid in needles:
                 at = part.find(oid)
                 while at != -1:
-                    start = part.rfind(b"\x01", 0, at)
-                    end = part.find(b"\x01", at)
-                    end = len(part) if end == -1 else end
+                    start = _record_start(part, at)
+                    end = _record_end(part, at + len(oid))
                     if start != -1 and offset + start not in done:
                         done.add(offset + start)
                         found.append((start, end))
