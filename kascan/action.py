@@ -102,7 +102,7 @@ class Plan:
 def _git(repo: Path, *args: str, network: bool = False) -> subprocess.CompletedProcess[str]:
     """git in the workspace: the scanner's safe settings; no transport unless ``network`` (the
     one fetch of a missing commit from the checkout's own ``origin``)."""
-    from kascan.sources.git import SAFE_CONFIG, git_env
+    from kascan.sources.git.process import SAFE_CONFIG, git_env
 
     return subprocess.run(
         ["git", *SAFE_CONFIG, *args],

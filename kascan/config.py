@@ -60,6 +60,18 @@ def _read(path: Path) -> str:
         raise KascanError(f"cannot read config {path}: {reason}") from None
 
 
+def config_from_text(
+    text: str, source: str, warn: Callable[[str], None], root: Path | None = None
+) -> Config:
+    """A ``.kascan.toml`` read from somewhere else than a file (a git blob): ``root`` is where
+    its baseline path is relative to (None: a baseline cannot be used, with a warning)."""
+    cfg = _parse(_load_toml(Path(source), text), source, root or Path(), warn)
+    if root is None and cfg.baseline is not None:
+        warn(f"{source}: baseline ignored for a repository without a work tree")
+        cfg = Config(cfg.source, cfg.exclude, None)
+    return cfg
+
+
 def _load_toml(path: Path, text: str | None = None) -> dict[str, object]:
     if sys.version_info >= (3, 11):  # imported only when there is a file to read (~5 ms)
         import tomllib

@@ -174,7 +174,7 @@ def refs_fingerprint(ref: str, timeout: float = 300) -> str:
     """sha256 of ``git ls-remote`` (every ref and HEAD): it changes when anything is pushed."""
     import subprocess
 
-    from kascan.sources.git import SAFE_CONFIG, git_env
+    from kascan.sources.git.process import SAFE_CONFIG, git_env
 
     cmd = ["git", *SAFE_CONFIG, "ls-remote", "--", ref]
     try:

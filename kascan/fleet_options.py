@@ -6,19 +6,20 @@ millisecond counts) can declare them without importing the sweep machinery.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import click
 
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def repo_source_options(f: F) -> F:
-    opts = [
+def _repo_params() -> list[Callable[[F], F]]:
+    return [
         click.option(
             "--repos-from",
             type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
@@ -42,37 +43,31 @@ def repo_source_options(f: F) -> F:
             help="Scan only part I of N (0-based; '/N' takes I from JOB_COMPLETION_INDEX).",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
 
 
-def sweep_options(f: F) -> F:
-    opts = [
+def _sweep_params() -> list[Callable[[F], F]]:
+    return [
         click.option(
-            "-j",
-            "--jobs",
+            "--repo-jobs",
             type=click.IntRange(1, 64),
             default=min(4, os.cpu_count() or 1),
             show_default="min(4, CPUs)",
-            help="Repositories cloned and scanned at once.",
+            help="Repositories cloned and scanned at once (a sweep).",
         ),
         click.option(
             "--state",
             "state_dir",
             type=click.Path(path_type=Path, file_okay=False),
             help="Resumable sweep: skip repositories whose refs have not changed since their "
-            "last completed scan recorded in DIR, and reuse their findings.",
+            "last completed scan recorded in DIR (with the same options), and reuse their "
+            "findings.",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepoQuery:
-    """The repository-selection options (``repo_source_options``)."""
+    """The repository-selection options."""
 
     repos_from: Path | None = None
     github_org: str | None = None
@@ -82,15 +77,47 @@ class RepoQuery:
     exclude_archived: bool = False
     shard: str | None = None
 
-    @classmethod
-    def pop_from(cls, kw: dict[str, object]) -> RepoQuery:
-        """Take the options out of a click command's keyword arguments."""
-        from dataclasses import fields
-
-        values = {f.name: kw.pop(f.name) for f in fields(cls) if f.name in kw}
-        q = cls(**values)  # type: ignore[arg-type]
-        return replace(q, github_api_url=q.github_api_url or "https://api.github.com")
-
     @property
     def fleet(self) -> bool:
         return bool(self.repos_from or self.github_org or self.github_user or self.shard)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOptions:
+    repo_jobs: int = 1
+    state_dir: Path | None = None
+
+
+def _query(kw: dict[str, object]) -> RepoQuery:
+    return RepoQuery(
+        repos_from=cast("Path | None", kw.pop("repos_from", None)),
+        github_org=cast("str | None", kw.pop("github_org", None)),
+        github_user=cast("str | None", kw.pop("github_user", None)),
+        github_api_url=str(kw.pop("github_api_url", None) or "https://api.github.com"),
+        include_forks=bool(kw.pop("include_forks", False)),
+        exclude_archived=bool(kw.pop("exclude_archived", False)),
+        shard=cast("str | None", kw.pop("shard", None)),
+    )
+
+
+def repo_query_options(sweep: bool = False) -> Callable[[F], F]:
+    """The repository-selection options (and, with ``sweep``, ``--repo-jobs`` and ``--state``):
+    the function receives ``query: RepoQuery`` (and ``sweep: SweepOptions``)."""
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: object, **kw: object) -> object:
+            kw["query"] = _query(kw)
+            if sweep:
+                kw["sweep"] = SweepOptions(
+                    int(cast("int", kw.pop("repo_jobs", 1))),
+                    cast("Path | None", kw.pop("state_dir", None)),
+                )
+            return f(*args, **kw)
+
+        out = cast("F", wrapper)
+        for p in reversed([*_repo_params(), *(_sweep_params() if sweep else [])]):
+            out = p(out)
+        return out
+
+    return deco

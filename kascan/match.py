@@ -165,11 +165,7 @@ def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet) -> Candidate:
         drop = "placeholder"
     elif data.find(ALLOW_PRAGMA, line_start, line_end) != -1:
         drop = "inline-allow"
-    else:
-        allowlists = (*hit.rule.allowlists, *rules.allowlists)
-        if allowlists:
-            line_text = data[line_start:line_end].decode("utf-8", "replace")
-            sha = chunk.commit.sha if chunk.commit else None
-            if any(a.allows(secret, hit.match, line_text, chunk.path, sha) for a in allowlists):
-                drop = "allowlist"
-    return Candidate(finding, drop)
+    line_text = ""
+    if drop is None and (hit.rule.allowlists or rules.allowlists):
+        line_text = data[line_start:line_end].decode("utf-8", "replace")
+    return Candidate(finding, drop, hit.match, line_text, chunk.origin)

@@ -89,6 +89,15 @@ UNCHECKED = Verification()
 
 
 @dataclass(frozen=True, slots=True)
+class Decoders:
+    """Which wrappers a scan looks inside (all by default)."""
+
+    archives: bool = True
+    base64: bool = True
+    utf16: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """Bytes read from one origin, plus where they start in it.
 
@@ -107,6 +116,8 @@ class Chunk:
     decoded: str | None = None  # how the bytes were unwrapped (e.g. "base64", "utf-16le")
     tail: int = 0  # trailing bytes that the next chunk repeats: matches starting there wait
     pinned: bool = False  # decoded bytes: every match is reported at (line, column + 1)
+    origin: str | None = None  # the git object the bytes came from (attribution finds its paths)
+    whole: bool = False  # all of one object (a blob): the unwrap stage opens it if an archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +150,16 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A match before suppression; ``drop`` says why it will not be reported, if it won't."""
+    """A match before suppression; ``drop`` says why it will not be reported, if it won't (what
+    the content alone tells: a placeholder, low entropy, an inline allow). Allowlists are
+    applied later, after attribution, when the path and commit are known: ``match`` and
+    ``line`` are what they look at (they hold the key: never shown)."""
 
     finding: Finding
     drop: DropReason | None = None
+    match: str = field(default="", repr=False)
+    line: str = field(default="", repr=False)
+    origin: str | None = None  # Chunk.origin
 
 
 _KEYISH = re.compile(r"[A-Za-z0-9]+_live_[A-Za-z0-9]{8,}")

@@ -2,8 +2,8 @@
 back in walk order, so ``--jobs N`` reports exactly what ``--jobs 1`` reports, in the same order.
 
 The parent walks the tree (ignore rules and all) and sends batches of paths to worker processes
-over pipes; each worker reads its files (``read_file``: windows, decoders) and matches them
-(``scan_chunk``), then sends back the candidates, its warnings in the order they happened, and
+over pipes; each worker reads, unwraps and matches its files (the pipeline's ``scan_file``, handed
+in), then sends back the candidates, its warnings in the order they happened, and
 the counts it added. The parent hands them on in walk order; suppression, dedup and reporting stay
 in the parent. Batches go to the least busy worker, with a bounded number in flight, so memory
 stays flat and a slow file does not hold up the other workers.
@@ -19,17 +19,18 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kascan.errors import KascanError
-from kascan.match import scan_chunk
-from kascan.sources.files import FileRef, read_file
+from kascan.sources.files import FileRef
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
-    from kascan.model import Candidate, Chunk
-    from kascan.rules import RuleSet
-    from kascan.sources.decode import Decoders
+    from kascan.model import Candidate
+    from kascan.sources.base import Run
+
+ScanFile = Callable[[FileRef, "Run"], Iterable["Candidate"]]
 
 Warn = Callable[[str], None]
 Events = list["Candidate | str"]  # a batch's results in order: candidates, and warnings (str)
@@ -46,23 +47,6 @@ def default_jobs() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(os.cpu_count() or 1, 1)
-
-
-def scan_file(
-    ref: FileRef, rules: RuleSet, stats: ScanStats, warn: Warn, decoders: Decoders | None = None
-) -> Iterator[Candidate]:
-    """Read one file (all its chunks, and what its decoders find inside) and match it: the unit
-    of work of a worker."""
-    if decoders is None:
-        chunks: Iterable[Chunk] = read_file(ref, stats, warn)
-    else:
-        from kascan.sources.archives import DEFAULT_LIMITS
-        from kascan.sources.decode import decode_chunks
-
-        limits = DEFAULT_LIMITS if decoders.archives else None
-        chunks = decode_chunks(read_file(ref, stats, warn, archives=limits), decoders)
-    for chunk in chunks:
-        yield from scan_chunk(chunk, rules, warn)
 
 
 # --------------------------------------------------------------------------- framing
@@ -96,7 +80,7 @@ def _read_frame(fd: int) -> bytes | None:
 # --------------------------------------------------------------------------- the worker
 
 
-def _worker(rules: RuleSet, req: int, res: int, decoders: Decoders | None) -> None:
+def _worker(run: Run, req: int, res: int, scan_file: ScanFile) -> None:
     """Serve batches until the parent closes the request pipe."""
     import pickle
 
@@ -106,13 +90,13 @@ def _worker(rules: RuleSet, req: int, res: int, decoders: Decoders | None) -> No
             return
         stats = ScanStats()
         events: Events = []
+        mine = replace(run, stats=stats, warn=events.append)
         try:
             for fs_path, path in pickle.loads(frame):  # noqa: S301 - our own parent's pipe
                 if fs_path is None:  # a walk warning, echoed in its place
                     events.append(path)
                 else:
-                    ref = FileRef(fs_path, path)
-                    events.extend(scan_file(ref, rules, stats, events.append, decoders))
+                    events.extend(scan_file(FileRef(fs_path, path), mine))
             reply = pickle.dumps((True, events, stats), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # sent back and raised in the parent as one line
             message = (
@@ -123,9 +107,7 @@ def _worker(rules: RuleSet, req: int, res: int, decoders: Decoders | None) -> No
 
 
 class _Worker:
-    def __init__(
-        self, rules: RuleSet, others: list[_Worker], decoders: Decoders | None = None
-    ) -> None:
+    def __init__(self, run: Run, others: list[_Worker], scan_file: ScanFile) -> None:
         req_r, self.req = os.pipe()
         self.res, res_w = os.pipe()
         pid = os.fork()
@@ -140,7 +122,7 @@ class _Worker:
                 for w in others:  # the earlier workers' pipe ends are not this worker's
                     os.close(w.req)
                     os.close(w.res)
-                _worker(rules, req_r, res_w, decoders)
+                _worker(run, req_r, res_w, scan_file)
             except BaseException:
                 code = 1
             finally:
@@ -167,18 +149,11 @@ class _Worker:
 class TreeScanner:
     """Scans the files of walks, in parallel when ``jobs > 1``; one set of workers per run."""
 
-    def __init__(
-        self,
-        rules: RuleSet,
-        stats: ScanStats,
-        warn: Warn,
-        jobs: int,
-        decoders: Decoders | None = None,
-    ) -> None:
-        self.rules = rules
-        self.decoders = decoders
-        self.stats = stats
-        self.warn = warn
+    def __init__(self, run: Run, jobs: int, scan_file: ScanFile) -> None:
+        self.run = run
+        self.scan_file = scan_file
+        self.stats = run.stats
+        self.warn = run.warn
         self.jobs = jobs if hasattr(os, "fork") else 1
         self._workers: list[_Worker] = []
 
@@ -196,7 +171,7 @@ class TreeScanner:
     def _start(self) -> list[_Worker]:
         if not self._workers:
             for _ in range(self.jobs):
-                self._workers.append(_Worker(self.rules, self._workers, self.decoders))
+                self._workers.append(_Worker(self.run, self._workers, self.scan_file))
         return self._workers
 
     def scan(self, walk: Callable[[Warn], Iterable[FileRef]]) -> Iterator[Candidate]:
@@ -207,7 +182,7 @@ class TreeScanner:
         """
         if self.jobs <= 1:
             for ref in walk(self.warn):
-                yield from scan_file(ref, self.rules, self.stats, self.warn, self.decoders)
+                yield from self.scan_file(ref, self.run)
             return
         import itertools
         import pickle
@@ -225,7 +200,7 @@ class TreeScanner:
                 if isinstance(item, str):
                     self.warn(item)
                 else:
-                    yield from scan_file(item, self.rules, self.stats, self.warn, self.decoders)
+                    yield from self.scan_file(item, self.run)
             return
         workers = self._start()
         order: deque[_Worker] = deque()  # who answers each batch, in walk order

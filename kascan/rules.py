@@ -88,6 +88,12 @@ class RuleSet:
     rules: tuple[Rule, ...]
     allowlists: tuple[Allowlist, ...] = ()
 
+    def by_id(self, rule_id: str) -> Rule | None:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        return None
+
 
 def _strs(value: object, what: str, where: str) -> tuple[str, ...]:
     if value is None:

@@ -8,6 +8,7 @@ from typing import cast
 
 from kascan.errors import KascanError
 from kascan.model import Candidate, Finding
+from kascan.rules import RuleSet
 from kascan.stats import ScanStats
 
 
@@ -16,11 +17,28 @@ def load_baseline(path: Path) -> frozenset[str]:
     from kascan.reportio import read_report
 
     _, doc = read_report(path, "baseline")
+    return _fingerprints(doc, str(path))
+
+
+def baseline_from_text(text: str, source: str) -> frozenset[str]:
+    """The same, of a report read from elsewhere (a git blob)."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KascanError(f"cannot read baseline {source}: not JSON (line {exc.lineno})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("findings"), list):
+        raise KascanError(f"cannot read baseline {source}: not a kascan JSON report")
+    return _fingerprints(doc, source)
+
+
+def _fingerprints(doc: dict[str, object], source: str) -> frozenset[str]:
     out: set[str] = set()
     for item in cast("list[object]", doc["findings"]):
         fp = item.get("fingerprint") if isinstance(item, dict) else None
         if not isinstance(fp, str) or not fp.startswith("sha256:"):
-            raise KascanError(f"cannot read baseline {path}: a finding has no sha256 fingerprint")
+            raise KascanError(f"cannot read baseline {source}: a finding has no sha256 fingerprint")
         out.add(fp)
     return frozenset(out)
 
@@ -29,15 +47,34 @@ def in_baseline(finding: Finding, baseline: frozenset[str]) -> bool:
     return finding.fingerprint in baseline
 
 
+def is_allowlisted(cand: Candidate, rules: RuleSet) -> bool:
+    """Whether an allowlist of the candidate's rule, or a global one, allows it: evaluated after
+    attribution, so ``paths`` see the path in the repository and ``commits`` the commit."""
+    f = cand.finding
+    rule = rules.by_id(f.rule_id)
+    allowlists = (*(rule.allowlists if rule is not None else ()), *rules.allowlists)
+    if not allowlists:
+        return False
+    sha = f.commit.sha if f.commit else None
+    secret = f.secret.value
+    return any(a.allows(secret, cand.match or secret, cand.line, f.path, sha) for a in allowlists)
+
+
 def suppress(
-    candidates: Iterable[Candidate], baseline: frozenset[str], stats: ScanStats
+    candidates: Iterable[Candidate], rules: RuleSet, baseline: frozenset[str], stats: ScanStats
 ) -> Iterator[Finding]:
+    """The suppression stage, after attribution: the content's own reasons (placeholder, low
+    entropy, inline allow), allowlists, the baseline, then duplicates; every drop counted."""
     seen: set[tuple[object, ...]] = set()
+    check_allowlists = bool(rules.allowlists) or any(r.allowlists for r in rules.rules)
     for cand in candidates:
         stats.candidates += 1
         finding = cand.finding
         if cand.drop is not None:
             stats.dropped[cand.drop] += 1
+            continue
+        if check_allowlists and is_allowlisted(cand, rules):
+            stats.dropped["allowlist"] += 1
             continue
         if baseline and in_baseline(finding, baseline):
             stats.dropped["baseline"] += 1

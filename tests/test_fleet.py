@@ -397,7 +397,7 @@ def _report(path: Path) -> dict[str, object]:
 
 def test_shards_merged_equal_an_unsharded_sweep(tmp_path: Path, run_cli: Run, fleet: Fleet) -> None:
     whole = run_cli(
-        "git", "--repos-from", fleet.listing, "-o", tmp_path / "all.json", "--jobs", "2"
+        "git", "--repos-from", fleet.listing, "-o", tmp_path / "all.json", "--repo-jobs", "2"
     )
     assert whole.returncode == 1, whole.stderr
     whole.assert_no_leak(*fleet.keys)
@@ -448,7 +448,7 @@ def test_a_failing_repository_does_not_stop_the_others(
     with fleet.listing.open("a") as fh:
         fh.write(bad + "\n")
     out = tmp_path / "out.json"
-    res = run_cli("git", "--repos-from", fleet.listing, "-o", out, "--jobs", "2")
+    res = run_cli("git", "--repos-from", fleet.listing, "-o", out, "--repo-jobs", "2")
     assert res.returncode == 2, res.stderr
     res.assert_no_leak(*fleet.keys)
     assert "1 of 9 repositories could not be scanned" in res.stderr

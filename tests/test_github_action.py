@@ -97,7 +97,7 @@ def test_github_messages_with_newlines_and_levels(key: str) -> None:
 def test_github_stdout_with_sarif_and_json_files(run_cli: RunCli, tmp_path: Path, key: str) -> None:
     write_files(tmp_path, {"src/app.py": f"K = '{key}'\n"})
     res = run_cli(
-        "scan", "src", "-f", "github", "-o", "sarif:k.sarif", "-o", "k.json", cwd=tmp_path
+        "scan", "src", "-f", "github", "-o", "sarif:k.sarif", "-o", "json:k.json", cwd=tmp_path
     )
     assert res.returncode == 1, res.stderr
     assert res.stdout.splitlines() == [res.stdout.splitlines()[0]]

@@ -116,7 +116,12 @@ def _events(jobs: int, refs: list[FileRef | str]) -> tuple[list[str], ScanStats]
         f = c.finding
         return f"{f.path}:{f.line}:{f.column} {f.secret.fingerprint} {c.drop}"
 
-    with TreeScanner(load_rules(), stats, warn, jobs) as scanner:
+    from kascan.model import Decoders
+    from kascan.pipeline import scan_file
+    from kascan.sources.base import Run
+
+    run = Run(load_rules(), stats, warn, Decoders(), None)
+    with TreeScanner(run, jobs, scan_file) as scanner:
         seen.extend(show(c) for c in scanner.scan(walk))
     return seen, stats
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from kascan.cli import Reporter, _options, load_baselines
 from kascan.errors import KascanError
 from kascan.model import Finding
-from kascan.report import FORMATS, RepoSummary
+from kascan.options import RunOptions, run_options
+from kascan.report import RepoSummary
 from kascan.stats import ScanStats
 
 
@@ -64,47 +64,21 @@ def merge_repos(
 
 @click.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys).")
-@click.option(
-    "--baseline",
-    "baselines",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A JSON report written earlier by kascan: its keys are left out (repeatable).",
-)
-@click.option(
-    "-f", "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Format on stdout."
-)
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    metavar="[FORMAT:]FILE",
-    help="Write a report to FILE (format from FORMAT:, the extension, or --format); repeatable.",
-)
-@click.option("--show-secrets", is_flag=True, help="Print full keys where the reports have them.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary or warnings.")
-@click.option(
-    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def merge(reports: tuple[Path, ...], by_key: bool, **kw: object) -> int:
+@run_options("merge", groups=("report", "verify", "baseline"))
+def merge(reports: tuple[Path, ...], opts: RunOptions) -> int:
     """Combine JSON reports (e.g. one per shard) into one report in any format.
 
     Identical findings (same repo, path, line, column, rule, commit and key fingerprint) are
     reported once; summaries are added up; repositories are summarised one a line. Keys that the
-    reports redacted stay redacted. Exit 1 if there are findings, 2 if a report cannot be read or
-    a repository failed in a shard (after writing the merged report).
+    reports redacted stay redacted (and --verify keeps the status they recorded). Exit 1 if
+    there are findings, 2 if a report cannot be read or a repository failed in a shard (after
+    writing the merged report).
     """
+    from kascan import pipeline
     from kascan.fleet import summary_line
+    from kascan.reporter import Reporter
     from kascan.reportio import load_report
 
-    if by_key:
-        if kw.get("fmt") not in (None, "keys"):
-            raise click.UsageError("--by-key is -f keys; give one or the other")
-        kw["fmt"] = "keys"
-    opts = _options("merge", **kw)
     loaded = [load_report(p) for p in reports]
     stats = ScanStats()
     reporter = Reporter(opts, stats)
@@ -120,23 +94,24 @@ def merge(reports: tuple[Path, ...], by_key: bool, **kw: object) -> int:
     for rep in loaded:
         stats.merge(rep.stats)
     findings = merge_findings([r.findings for r in loaded], stats)
-    baseline = load_baselines(opts.baselines)
-    if baseline:
-        before = len(findings)
-        findings = [f for f in findings if f.fingerprint not in baseline]
-        stats.dropped["baseline"] += before - len(findings)
-    stats.reported = len(findings)
-    repos = merge_repos([s for r in loaded for s in r.repos], findings, reporter.warn)
-    reporter.ctx = replace(reporter.ctx, repos=tuple(repos))
-    for f in findings:
-        reporter.add(f)
+    repos: list[RepoSummary] = []
+
+    def notes() -> list[str]:
+        repos.extend(
+            merge_repos([s for r in loaded for s in r.repos], reporter.findings, reporter.warn)
+        )
+        reporter.set_repos(repos)
+        out = [
+            f"merged {len(loaded)} reports: {len(repos)} repositories, "
+            f"{len(reporter.findings)} findings."
+        ]
+        return out + [summary_line(s) for s in repos]
+
+    status = pipeline.run_findings(findings, opts, reporter, notes)
     failed = [s for s in repos if s.status == "failed"]
-    notes = [f"merged {len(loaded)} reports: {len(repos)} repositories, {len(findings)} findings."]
-    notes += [summary_line(s) for s in repos]
-    reporter.finish(notes)
     if failed:
         raise KascanError(
             f"{len(failed)} of {len(repos)} repositories failed in the merged sweep: "
             + ", ".join(s.repo for s in failed)
         )
-    return 1 if findings else 0
+    return status

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from kascan.fleet import resolve_repos
-from kascan.fleet_options import RepoQuery, repo_source_options
+from kascan.fleet_options import RepoQuery, repo_query_options
 
 
 @click.command()
 @click.argument("repos", nargs=-1, metavar="[REPO]...")
-@repo_source_options
-def repos(repos: tuple[str, ...], **kw: object) -> int:
+@repo_query_options()
+def repos(repos: tuple[str, ...], query: RepoQuery) -> int:
     """List the repositories (paths or clone URLs) that `kascan git` would scan, one a line.
 
     Takes the same selection options as `kascan git`: a dry run of a sweep or a shard.
@@ -20,7 +20,7 @@ def repos(repos: tuple[str, ...], **kw: object) -> int:
     def warn(msg: str) -> None:
         click.echo(f"kascan: warning: {msg}", err=True)
 
-    sel = resolve_repos(repos, RepoQuery.pop_from(kw), warn)
+    sel = resolve_repos(repos, query, warn)
     for r in sel.repos:
         click.echo(r)
     where = f" (shard {sel.shard[0]}/{sel.shard[1]} of {sel.listed})" if sel.shard else ""

@@ -499,8 +499,8 @@ def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterat
     """Each chunk, or, for a whole blob (one chunk) that is an archive, its members' chunks: the
     archive layer for sources that yield whole objects, such as git history."""
     for chunk in chunks:
-        if chunk.fresh == 0 and chunk.tail == 0 and sniff(chunk.data[:512]) is not None:
+        if chunk.whole and sniff(chunk.data[:512]) is not None:
             for member in expand(chunk.path, chunk.data, limits, warn):
-                yield replace(member, commit=chunk.commit, repo=chunk.repo)
+                yield replace(member, commit=chunk.commit, repo=chunk.repo, origin=chunk.origin)
         else:
             yield chunk

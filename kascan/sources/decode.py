@@ -24,23 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from kascan.model import Chunk
+from kascan.model import Chunk, Decoders
 from kascan.rules import BUILTIN_PREFIX
 
 PREFIX = BUILTIN_PREFIX.encode()
 _B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 _CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple of 4)
-_UTF16 = bytes(b for c in PREFIX for b in (c, 0))[:-1]  # "k\0a\0…_": both byte orders contain it
+# "k\0a\0…_": both byte orders contain it
+UTF16_PREFIX = bytes(b for c in PREFIX for b in (c, 0))[:-1]
 _U16_CONTEXT = 512  # characters decoded on each side of a UTF-16 hit
-
-
-@dataclass(frozen=True, slots=True)
-class Decoders:
-    """Which wrappers a scan looks inside (all by default)."""
-
-    archives: bool = True
-    base64: bool = True
-    utf16: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +76,7 @@ class _Plan:
 
 
 _PLAN: list[_Plan] = []
-_SNIFF_NUL = 8192  # a chunk with no NUL in its first bytes is text (later chunks: anywhere)
+SNIFF_NUL = 8192  # a chunk with no NUL in its first bytes is text (later chunks: anywhere)
 _SMALL = 4096  # text chunks this small are also searched for the needles without a V
 
 
@@ -259,6 +251,7 @@ def _pinned(chunk: Chunk, data: bytes, key_at: int, line: int, column: int, how:
         repo=chunk.repo,
         decoded=_label(chunk, how),
         pinned=True,
+        origin=chunk.origin,
     )
 
 
@@ -269,7 +262,7 @@ def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
     at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
     bom = data[:2] if at_start and data[:2] in (b"\xff\xfe", b"\xfe\xff") else b""
     find = data.find
-    p = find(_UTF16, lo, hi)
+    p = find(UTF16_PREFIX, lo, hi)
     while p != -1:
         # ASCII in UTF-16 reads the same in both byte orders one byte apart: big-endian only
         # with its BOM, or for a whole file that starts with a NUL and has the hit at an odd offset
@@ -279,7 +272,7 @@ def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
             enc, unit, nl = "utf-16-le", p, b"\n\0"
         if unit >= 0:
             yield _utf16_line(chunk, enc, unit, nl, 2 if bom else 0)
-        p = find(_UTF16, p + 1, hi)
+        p = find(UTF16_PREFIX, p + 1, hi)
 
 
 def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chunk:
@@ -313,6 +306,7 @@ def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chu
         commit=chunk.commit,
         repo=chunk.repo,
         decoded=_label(chunk, enc[:6] + enc[7:]),
+        origin=chunk.origin,
     )
 
 
@@ -328,8 +322,8 @@ def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk
             continue
         data = chunk.data
         # UTF-16 text and binaries have NULs from their first bytes on, plain text never
-        binary = data.find(b"\0", 0, _SNIFF_NUL) != -1 or (
-            len(data) > _SNIFF_NUL and chunk.fresh > 0 and b"\0" in data
+        binary = data.find(b"\0", 0, SNIFF_NUL) != -1 or (
+            len(data) > SNIFF_NUL and chunk.fresh > 0 and b"\0" in data
         )
         if b64 and might_hide_base64(data, chunk.fresh, not binary):
             yield from base64_chunks(chunk)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from kascan.model import Chunk
 from kascan.sources.archives import iter_content
+from kascan.sources.base import Run, Source, TreeSource
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -221,3 +222,60 @@ def resolve_roots(paths: Sequence[str]) -> list[tuple[str, Path | None]]:
             raise KascanError(f"cannot read {p}: {exc.strerror or exc}") from None
         out.append((p, path))
     return out
+
+
+# --------------------------------------------------------------------------- the sources
+
+
+class TreeWalk(TreeSource):
+    """A directory tree, walked with its ignore files (``no_ignore``: only ``excludes``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        prefix: str,
+        excludes: Sequence[str],
+        stats: ScanStats,
+        *,
+        no_ignore: bool = False,
+        follow_symlinks: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root, self.prefix, self.excludes = root, prefix, tuple(excludes)
+        self.stats, self.no_ignore, self.follow_symlinks = stats, no_ignore, follow_symlinks
+
+    def walk(self, warn: Warn) -> Iterator[FileRef]:
+        from kascan.ignore import Ignorer
+
+        ignorer: Ignorer | None
+        if self.no_ignore:  # only the excludes asked for on the command line
+            ignorer = (
+                Ignorer.for_root(self.root, self.excludes, use_git=False) if self.excludes else None
+            )
+        else:
+            ignorer = Ignorer.for_root(self.root, self.excludes)
+        yield from iter_tree(
+            self.root, self.prefix, ignorer, self.stats, warn, self.follow_symlinks
+        )
+
+
+class FileSource(Source):
+    """One file named on the command line (a pipe too: ``kascan scan <(cmd)``)."""
+
+    def __init__(self, fs_path: str, shown: str) -> None:
+        super().__init__()
+        self.ref = FileRef(fs_path, shown)
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        return read_file(self.ref, run.stats, run.warn, explicit=True, archives=run.limits)
+
+
+class StdinSource(Source):
+    """Standard input, line by line as it arrives."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        return iter_stdin(run.stats, self.name, run.warn, run.limits)

@@ -1,358 +1,41 @@
-"""Git: every blob in history (read once each), the staged change, or a range of commits.
-
-The scanned repository is treated as hostile: git runs with the ``GIT_*`` variables scrubbed from
-its environment and with its hooks, fsmonitor, external diff, textconv and signature programs
-switched off. Output is read with ``-z`` where git offers it.
-
-History is read with ``git cat-file --batch``, one distinct blob at a time; only the few blobs
+"""History: every blob in any commit reachable from any ref, read once each; only the few blobs
 that hold a candidate are then attributed to the commit that introduced each key at each path
-(:class:`History`), with one ``git log --raw --find-object`` walk.
+(:class:`History`), with one ``git log --raw`` walk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import re
 import subprocess
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
 from kascan.model import Candidate, Chunk, Commit
+from kascan.sources.git.process import (
+    LFS_POINTER,
+    GitRepo,
+    finish,
+    kill,
+    last_line,
+    popen,
+    run_git,
+)
+from kascan.sources.git.progress import Progress
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.rules import RuleSet
-    from kascan.sources.blobstream import BlobStream
-
-Warn = Callable[[str], None]
-
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-EMPTY_TREE_SHA256 = "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"
-ZERO = "0" * 40
-LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
-
-# Settings of the scanned repository that could run a program or change what git prints.
-SAFE_CONFIG: tuple[str, ...] = tuple(
-    arg
-    for setting in (
-        "core.hooksPath=/dev/null",
-        "core.fsmonitor=",
-        "diff.external=",
-        "core.pager=cat",
-        "core.quotePath=false",
-        "log.showSignature=false",
-        "log.decorate=false",
-        "diff.noprefix=false",
-        "diff.mnemonicPrefix=false",
-        "diff.relative=false",
-        "diff.interHunkContext=0",
-        "color.ui=false",
-        "protocol.ext.allow=never",
-        "gc.auto=0",
-        "maintenance.auto=false",
-    )
-    for arg in ("-c", setting)
-)
-
-# Variables a user sets for how git reaches a server; everything else GIT_* is dropped.
-_KEEP_ENV = frozenset(
-    {
-        "GIT_EXEC_PATH",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_SSH_VARIANT",
-        "GIT_ASKPASS",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_CAPATH",
-        "GIT_SSL_NO_VERIFY",
-        "GIT_HTTP_PROXY_AUTHMETHOD",
-        "GIT_CONFIG_NOSYSTEM",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_SYSTEM",
-        "GIT_ALLOW_PROTOCOL",
-    }
-)
-
-
-# No transport is allowed by this name: a git child that reads a scanned repository may not reach
-# any remote, so a lazy fetch of a missing object (``remote.<name>.promisor``, a partial clone)
-# cannot run that repository's ``remote.<name>.uploadpack`` or ``core.sshCommand``. The variable
-# takes precedence over every ``protocol.*.allow`` setting of the repository's own config.
-NO_TRANSPORT = "kascan-no-network"
-
-
-def git_env(keep: Iterable[str] = (), *, network: bool = False) -> dict[str, str]:
-    """The environment for a git child: no ``GIT_*`` from a hook, no prompts, no replacements,
-    and, unless ``network`` (only ``git clone`` of a URL the user named), no transport at all."""
-    kept = _KEEP_ENV | set(keep)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in kept}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # read the objects as stored, not what refs/replace says
-    env["GIT_OPTIONAL_LOCKS"] = "0"
-    env["GIT_LITERAL_PATHSPECS"] = "1"
-    if not network:
-        env["GIT_ALLOW_PROTOCOL"] = NO_TRANSPORT
-        env["GIT_NO_LAZY_FETCH"] = "1"  # git >= 2.45 knows it; GIT_ALLOW_PROTOCOL covers older
-    return env
-
-
-@dataclass(frozen=True, slots=True)
-class GitRepo:
-    display: str  # as given on the command line
-    git_dir: str
-    work_tree: str | None
-    index_file: str | None = None  # the hook's GIT_INDEX_FILE (e.g. ``git commit -a``)
-    shallow: bool = False
-    object_format: str = "sha1"
-
-    @property
-    def empty_tree(self) -> str:
-        return EMPTY_TREE_SHA256 if self.object_format == "sha256" else EMPTY_TREE
-
-    def argv(self, *args: str) -> list[str]:
-        base = ["git", f"--git-dir={self.git_dir}"]
-        if self.work_tree:
-            base.append(f"--work-tree={self.work_tree}")
-        return [*base, *SAFE_CONFIG, *args]
-
-    def env(self) -> dict[str, str]:
-        env = git_env()
-        if self.index_file:
-            env["GIT_INDEX_FILE"] = self.index_file
-        return env
-
-
-def _last_line(stderr: bytes) -> str:
-    from kascan.model import scrub
-
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    fatal = [ln for ln in lines if ln.startswith(("fatal: ", "error: "))]
-    text = fatal[0] if fatal else lines[-1] if lines else "git failed"
-    for prefix in ("fatal: ", "error: "):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return scrub(text)
-
-
-def run_git(
-    repo: GitRepo, *args: str, check: bool = True, input: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    try:
-        proc = subprocess.run(
-            repo.argv(*args), env=repo.env(), input=input, capture_output=True, check=False
-        )
-    except OSError as exc:
-        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
-    if check and proc.returncode != 0:
-        raise KascanError(f"git {args[0]} failed in {repo.display}: {_last_line(proc.stderr)}")
-    return proc
-
-
-def _popen(
-    repo: GitRepo, *args: str, stdin: int | IO[bytes] | None = subprocess.DEVNULL
-) -> subprocess.Popen[bytes]:
-    try:
-        return subprocess.Popen(
-            repo.argv(*args),
-            env=repo.env(),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=1 << 20,
-        )
-    except OSError as exc:
-        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
-
-
-def _finish(repo: GitRepo, proc: subprocess.Popen[bytes], what: str) -> None:
-    """Wait for a streaming git child; a failure is fatal (a partial read must not look clean)."""
-    stderr = proc.stderr.read() if proc.stderr else b""
-    rc = proc.wait()
-    if rc != 0:
-        raise KascanError(f"git {what} failed in {repo.display}: {_last_line(stderr)}")
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(OSError):
-            proc.kill()
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        proc.wait(timeout=5)
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the repository
-
-
-def open_repo(path: str, display: str | None = None, *, inherit: bool = False) -> GitRepo:
-    """The repository at ``path`` (a work tree, a subdirectory of one, or a bare repository).
-
-    With ``inherit`` (the default repository, ``.``), the ``GIT_DIR``/``GIT_WORK_TREE``/
-    ``GIT_INDEX_FILE`` that a hook runs with are honoured: they name the repository and the index
-    the commit is being made from. They are resolved here once and then passed explicitly.
-    """
-    display = display if display is not None else path
-    if not os.path.isdir(path):
-        what = "no such directory" if not os.path.exists(path) else "not a directory"
-        raise KascanError(f"not a git repository: {display} ({what})")
-    keep = ("GIT_DIR", "GIT_WORK_TREE") if inherit else ()
-    env = git_env(keep)
-    try:
-        proc = subprocess.run(
-            [
-                *["git", "-C", path, *SAFE_CONFIG, "rev-parse"],
-                "--absolute-git-dir",
-                "--is-bare-repository",
-                "--is-shallow-repository",
-                "--show-object-format",
-                "--show-toplevel",  # last: it fails (after the others) without a work tree
-            ],
-            env=env,
-            capture_output=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
-    out = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    if len(out) < 4 or (proc.returncode != 0 and b"work tree" not in proc.stderr):
-        reason = _last_line(proc.stderr)
-        detail = "" if reason.startswith("not a git repository") else f" ({reason})"
-        raise KascanError(f"not a git repository: {display}{detail}")
-    git_dir, bare, shallow, fmt = out[:4]
-    work_tree = out[4] if bare != "true" and proc.returncode == 0 and len(out) > 4 else None
-    index_file = None
-    if inherit and os.environ.get("GIT_INDEX_FILE"):
-        index_file = os.path.abspath(os.environ["GIT_INDEX_FILE"])
-    return GitRepo(display, git_dir, work_tree, index_file, shallow == "true", fmt)
-
-
-def is_url(arg: str) -> bool:
-    """A clone URL (``https://``, ``ssh://``, ``file://``, ``git@host:path``), not a local path."""
-    if "://" in arg:
-        return True
-    if os.path.exists(arg):
-        return False
-    head, sep, _ = arg.partition(":")
-    return bool(sep) and "/" not in head and len(head) > 1
-
-
-_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh://", "ssh+git://")
-
-
-def safe_url(url: str) -> str:
-    """The URL without any password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        userinfo, _, hostpart = rest.partition("@")
-        user = userinfo.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else url
-    return url
-
-
-def clone(url: str, dest: str) -> GitRepo:
-    """A bare clone of ``url`` in ``dest`` (a private temporary directory)."""
-    shown = safe_url(url)
-    if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
-        raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
-    env = git_env(network=True)
-    try:
-        proc = subprocess.run(
-            ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest],
-            env=env,
-            capture_output=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
-    if proc.returncode != 0:
-        reason = _last_line(proc.stderr).replace(url, shown)
-        raise KascanError(f"cannot clone {shown}: {reason}")
-    repo = open_repo(dest, shown)
-    return replace(repo, display=shown)
-
-
-def resolve_commit(repo: GitRepo, rev: str) -> str:
-    if rev.startswith("-"):
-        raise KascanError(f"unknown revision {rev!r} in {repo.display}")
-    proc = run_git(
-        repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}", check=False
-    )
-    if proc.returncode != 0:
-        raise KascanError(f"unknown revision {rev!r} in {repo.display}")
-    return proc.stdout.decode().strip()
-
-
-def head_commit(repo: GitRepo) -> str | None:
-    proc = run_git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-    return proc.stdout.decode().strip() if proc.returncode == 0 else None
-
-
-def read_blob_at(repo: GitRepo, spec: str) -> bytes | None:
-    """``git cat-file blob <spec>`` (e.g. ``HEAD:.kascan.toml``); None when there is none."""
-    proc = run_git(repo, "cat-file", "blob", spec, check=False)
-    return proc.stdout if proc.returncode == 0 else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress
-
-
-class Progress:
-    """``objects done/total, bytes/s`` on one stderr line; silent unless stderr is a TTY."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled
-        self.label = label
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, done: int, total: int, nbytes: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1 and done != total:
-            return
-        self.last = now
-        from kascan.stats import human_bytes
-
-        rate = nbytes / max(now - self.start, 1e-6)
-        pct = 100 * done // total if total else 100
-        import sys
-
-        sys.stderr.write(
-            f"\r\x1b[Kkascan: {self.label}: {done}/{total} objects ({pct}%), "
-            f"{human_bytes(int(rate))}/s"
-        )
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            import sys
-
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self.shown = False
-
 
 # ---------------------------------------------------------------------------------------------
 # History: every distinct blob once, then attribution of the few that hold a key
 
 
 @dataclass(frozen=True, slots=True)
-class _Blob:
+class Blob:
     oid: str
     size: int
     path: str  # one of the paths it appears at (rev-list's name); attribution finds all
@@ -363,7 +46,7 @@ class _Inventory:
     __slots__ = ("blobs", "commits", "gitmodules")
 
     def __init__(self) -> None:
-        self.blobs: list[_Blob] = []
+        self.blobs: list[Blob] = []
         self.commits = 0
         self.gitmodules = False
 
@@ -384,9 +67,9 @@ def _partial_clone(repo: GitRepo) -> bool:
 def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
     """Commits and blobs reachable from ``revs``: rev-list piped into cat-file --batch-check."""
     missing = ("--missing=allow-any",) if partial else ()  # never fetched: see NO_TRANSPORT
-    revlist = _popen(repo, "rev-list", "--objects", *missing, *revs, "--")
+    revlist = popen(repo, "rev-list", "--objects", *missing, *revs, "--")
     assert revlist.stdout is not None
-    check = _popen(
+    check = popen(
         repo,
         "cat-file",
         "--batch-check=%(objecttype) %(objectname) %(objectsize) %(rest)",
@@ -401,35 +84,34 @@ def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
             kind = parts[0]
             if kind == b"blob" and len(parts) >= 3:
                 path = parts[3].decode("utf-8", "surrogateescape") if len(parts) > 3 else ""
-                inv.blobs.append(_Blob(parts[1].decode(), int(parts[2]), path))
+                inv.blobs.append(Blob(parts[1].decode(), int(parts[2]), path))
                 if path == ".gitmodules" or path.endswith("/.gitmodules"):
                     inv.gitmodules = True
             elif kind == b"commit":
                 inv.commits += 1
-        _finish(repo, check, "cat-file --batch-check")
-        _finish(repo, revlist, "rev-list")
+        finish(repo, check, "cat-file --batch-check")
+        finish(repo, revlist, "rev-list")
     finally:
-        _kill(check)
-        _kill(revlist)
+        kill(check)
+        kill(revlist)
     return inv
 
 
 def iter_blobs(
     repo: GitRepo,
-    blobs: Sequence[_Blob],
+    blobs: Sequence[Blob],
     *,
     label: str | None = None,
-    on_blob: Callable[[_Blob], None] | None = None,
     progress: Progress | None = None,
     stats: ScanStats | None = None,
 ) -> Iterator[Chunk]:
     """Each blob's bytes through one ``git cat-file --batch``: whole, or in windows when big.
 
-    ``on_blob`` is told which blob the following chunks come from before they are yielded.
+    Each chunk's ``origin`` is its blob's id.
     """
     import threading
 
-    proc = _popen(repo, "cat-file", "--batch", stdin=subprocess.PIPE)
+    proc = popen(repo, "cat-file", "--batch", stdin=subprocess.PIPE)
     stdin, out = proc.stdin, proc.stdout
     assert stdin is not None and out is not None
 
@@ -456,14 +138,12 @@ def iter_blobs(
             if len(parts) != 3:
                 raise KascanError(f"git cat-file gave an unexpected reply in {repo.display}")
             size = int(parts[2])
-            if on_blob is not None:
-                on_blob(blob)
             if size <= WINDOW:
                 data = out.read(size)
                 if len(data) != size:
                     raise KascanError(f"git cat-file stopped early in {repo.display}")
                 out.read(1)
-                yield Chunk(blob.path, data, repo=label)
+                yield Chunk(blob.path, data, repo=label, origin=blob.oid, whole=True)
             else:
                 left = size
 
@@ -473,7 +153,8 @@ def iter_blobs(
                     left -= len(block)
                     return block
 
-                yield from iter_stream(read, blob.path)
+                for chunk in iter_stream(read, blob.path):
+                    yield replace(chunk, repo=label, origin=blob.oid)
                 while left > 0:
                     if not read(1 << 20):
                         raise KascanError(f"git cat-file stopped early in {repo.display}")
@@ -485,11 +166,11 @@ def iter_blobs(
             if progress is not None:
                 progress.update(done, total, nbytes)
         writer.join()
-        _finish(repo, proc, "cat-file --batch")
+        finish(repo, proc, "cat-file --batch")
     finally:
         if progress is not None:
             progress.close()
-        _kill(proc)
+        kill(proc)
 
 
 _Entry = tuple[str, str, str, str]  # src blob, dst blob, status, path
@@ -505,7 +186,7 @@ class Introduction:
 class History:
     """A whole-history scan of one repository.
 
-    :meth:`chunks` yields every blob once (``iter_git_history``); :meth:`attribute` takes the
+    :meth:`chunks` yields every blob once ; :meth:`attribute` takes the
     candidates found in them and yields one per key, path and introducing commit: the earliest
     commit (date order, parents first) whose change added that key at that path. A key that leaves
     one path in the same commit that adds it at another (a rename or a move) is not introduced
@@ -530,15 +211,13 @@ class History:
         excluded: Callable[[str], bool] | None = None,
         progress: Progress | None = None,
         rules: RuleSet | None = None,
-        gate: bool = True,
         wants: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.repo = repo
         self.stats = stats
-        # skip blobs without the rules' literal prefix: only when no decoder needs to look
-        # inside them (an archive, base64 or UTF-16 blob does not contain the prefix as bytes)
-        self.gate = gate
-        self.wants = wants  # with the gate: a blob without the prefix that is handed on anyway
+        # blobs without the rules' literal prefix are skipped unless ``wants`` them (a decoder's
+        # first cheap test says an archive, base64 or UTF-16 may hide a key there)
+        self.wants = wants
         self.label = label
         self.excluded = excluded
         self.progress = progress
@@ -546,20 +225,8 @@ class History:
         self.notes: list[str] = []
         self._revs: list[str] = []
         self._paths: dict[str, str] = {}  # blob -> a path, for blobs read with a path
-        self._blob: _Blob | None = None  # the blob being read (walked order)
-        self._stream: BlobStream | None = None  # pack order
         self._empty = False
         self._early_walk: _EarlyWalk | None = None
-
-    def _set_current(self, blob: _Blob) -> None:
-        self._blob = blob
-
-    def _current(self) -> str:
-        if self._stream is not None:
-            return self._stream.current
-        assert self._blob is not None
-        self._paths[self._blob.oid] = self._blob.path
-        return self._blob.oid
 
     def chunks(self) -> Iterator[Chunk]:
         repo = self.repo
@@ -587,17 +254,16 @@ class History:
     def _pack_order(self) -> Iterator[Chunk]:
         """Every blob of the object database, in pack order; commits are counted alongside."""
         from kascan.match import fast_prefix
-        from kascan.sources.blobstream import BlobStream
+        from kascan.sources.git.blobstream import BlobStream
 
         repo, stats = self.repo, self.stats
         assert self.rules is not None
-        counter = _popen(repo, "rev-list", "--count", *self._revs, "--")
-        modules = _popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
+        counter = popen(repo, "rev-list", "--count", *self._revs, "--")
+        modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
         progress = self.progress.update if self.progress and self.progress.enabled else None
-        gate = fast_prefix(self.rules) if self.gate else None
+        gate = fast_prefix(self.rules)
         wants = self.wants if gate else None
         stream = BlobStream(repo, gate=gate, wants=wants, label=self.label, progress=progress)
-        self._stream = stream
         # the attribution walk runs alongside, into a file: when some blob holds a key it is
         # (nearly) done by the end of the read; when none does it is stopped
         self._early_walk = _start_walk(repo, self._revs)
@@ -606,13 +272,13 @@ class History:
             assert counter.stdout is not None and modules.stdout is not None
             count = counter.stdout.read().strip()
             has_modules = bool(modules.stdout.read().strip())
-            _finish(repo, counter, "rev-list --count")
-            _finish(repo, modules, "rev-list")
+            finish(repo, counter, "rev-list --count")
+            finish(repo, modules, "rev-list")
         finally:
             if self.progress is not None:
                 self.progress.close()
-            _kill(counter)
-            _kill(modules)
+            kill(counter)
+            kill(modules)
         commits = int(count or 0)
         stats.extra["commits"] = stats.extra.get("commits", 0) + commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + stream.blobs
@@ -649,13 +315,9 @@ class History:
                 "(scan each one on its own)"
             )
         lfs = 0
+        self._paths = {b.oid: b.path for b in inv.blobs}
         for chunk in iter_blobs(
-            repo,
-            inv.blobs,
-            label=self.label,
-            on_blob=self._set_current,
-            progress=self.progress,
-            stats=stats,
+            repo, inv.blobs, label=self.label, progress=self.progress, stats=stats
         ):
             if chunk.line == 1 and chunk.fresh == 0 and chunk.data.startswith(LFS_POINTER):
                 lfs += 1
@@ -676,7 +338,7 @@ class History:
         try:
             try:
                 for cand in candidates:
-                    found.setdefault(self._current(), []).append(cand)
+                    found.setdefault(cand.origin or "", []).append(cand)
             except KascanError as exc:
                 error = exc
             if found and not self._empty:
@@ -785,7 +447,7 @@ class History:
             stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
         else:
             find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
-            proc = _popen(self.repo, *_WALK_ARGS, *find, *self._revs, "--")
+            proc = popen(self.repo, *_WALK_ARGS, *find, *self._revs, "--")
             assert proc.stdout is not None
             stream = proc.stdout
         intros: dict[tuple[str, str], Introduction] = {}
@@ -833,10 +495,10 @@ class History:
                         entries.append((src, dst, status, path))
             settle(commit, merge, entries)
             if proc is not None:
-                _finish(self.repo, proc, "log")
+                finish(self.repo, proc, "log")
         finally:
             if proc is not None:
-                _kill(proc)
+                kill(proc)
             else:
                 stream.close()
         introduced = {k for k, _ in intros}
@@ -897,7 +559,7 @@ class _EarlyWalk:
         self.proc, self.out, self.err = proc, out, err
 
     def close(self) -> None:
-        _kill(self.proc)
+        kill(self.proc)
         self.out.close()
         self.err.close()
 
@@ -956,7 +618,7 @@ def _walk_records(repo: GitRepo, walk: _EarlyWalk, oids: set[str]) -> IO[bytes]:
         rc = walk.proc.wait()
         if rc != 0:
             walk.err.seek(0)
-            raise KascanError(f"git log failed in {repo.display}: {_last_line(walk.err.read())}")
+            raise KascanError(f"git log failed in {repo.display}: {last_line(walk.err.read())}")
         walk.out.seek(0)
         if len(oids) > _FEW:
             whole = walk.out
@@ -1023,321 +685,3 @@ def _nul_tokens(stream: IO[bytes]) -> Iterator[bytes]:
         parts = (rest + block).split(b"\0")
         rest = parts.pop()
         yield from parts
-
-
-def iter_git_history(
-    repo: GitRepo, stats: ScanStats, *, label: str | None = None
-) -> Iterator[Chunk]:
-    """Every distinct blob reachable from any ref (branches, tags, remotes, stash), once."""
-    yield from History(repo, stats, label=label).chunks()
-
-
-# ---------------------------------------------------------------------------------------------
-# Patches: the lines a change adds (staged, or each commit of a range)
-
-_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-
-_DIFF_ARGS = (
-    "-U0",
-    "--no-color",
-    "--no-ext-diff",
-    "--no-textconv",
-    "--text",
-    "--inter-hunk-context=0",
-    "-M",
-    "--src-prefix=a/",
-    "--dst-prefix=b/",
-    "--no-relative",
-)
-
-_ESCAPES = {
-    ord("a"): 7,
-    ord("b"): 8,
-    ord("t"): 9,
-    ord("n"): 10,
-    ord("v"): 11,
-    ord("f"): 12,
-    ord("r"): 13,
-    ord('"'): 34,
-    ord("\\"): 92,
-}
-
-
-def unquote_path(raw: bytes) -> bytes:
-    """Undo git's C-style quoting of a path (``"b/t\\303\\251st"``)."""
-    if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
-        return raw
-    s, out, i = raw[1:-1], bytearray(), 0
-    while i < len(s):
-        c = s[i]
-        if c == 92 and i + 1 < len(s):
-            n = s[i + 1]
-            if 48 <= n <= 55 and i + 3 < len(s) + 0 and s[i + 1 : i + 4].isdigit():
-                out.append(int(s[i + 1 : i + 4], 8) & 0xFF)
-                i += 4
-                continue
-            out.append(_ESCAPES.get(n, n))
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return bytes(out)
-
-
-def _new_path(line: bytes) -> str | None:
-    """The path of a ``+++ b/path`` line; None for ``/dev/null``."""
-    raw = line[4:].rstrip(b"\n")
-    if raw.endswith(b"\t"):
-        raw = raw[:-1]
-    raw = unquote_path(raw)
-    if raw == b"/dev/null":
-        return None
-    if raw.startswith(b"b/"):
-        raw = raw[2:]
-    return raw.decode("utf-8", "surrogateescape")
-
-
-@dataclass
-class PatchStats:
-    files: set[tuple[str, str]] = field(default_factory=set)
-    lines: int = 0
-    commits: int = 0
-
-
-def iter_patch(
-    stream: IO[bytes],
-    *,
-    label: str | None,
-    stats: ScanStats,
-    pstats: PatchStats,
-    excluded: Callable[[str], bool] | None = None,
-    only: Collection[str] | None = None,
-) -> Iterator[Chunk]:
-    """Chunks of the added lines of a ``-U0`` patch (``git diff`` or ``git log -p``), each at its
-    line in the new file; ``log`` headers ``\\x01sha\\0name\\0email\\0date`` set the commit."""
-    commit: Commit | None = None
-    path: str | None = None
-    minus = plus = 0
-    newline = 0
-    buf: list[bytes] = []
-    buf_line = 0
-    buf_size = 0
-
-    def flush() -> Iterator[Chunk]:
-        nonlocal buf, buf_size
-        if not buf or path is None:
-            buf, buf_size = [], 0
-            return
-        data = b"".join(buf)
-        buf, buf_size = [], 0
-        stats.bytes += len(data)
-        if len(data) <= WINDOW:
-            yield Chunk(path, data, line=buf_line, commit=commit, repo=label)
-            return
-        for ch in iter_stream(io.BytesIO(data).read, path):
-            yield replace(ch, line=ch.line + buf_line - 1, commit=commit, repo=label)
-
-    for raw in stream:
-        if minus > 0 or plus > 0:
-            c = raw[:1]
-            if c == b"+":
-                plus -= 1
-                if path is not None:
-                    if not buf:
-                        buf_line = newline
-                    buf.append(raw[1:])
-                    buf_size += len(raw) - 1
-                    pstats.lines += 1
-                    pstats.files.add((commit.sha if commit else "", path))
-                newline += 1
-                if buf_size >= WINDOW and raw.endswith(b"\n"):
-                    yield from flush()
-                continue
-            if c == b"-":
-                minus -= 1
-                continue
-            if c == b"\\":
-                continue
-            if c == b" ":
-                yield from flush()
-                minus -= 1
-                plus -= 1
-                newline += 1
-                continue
-            minus = plus = 0  # not a hunk line after all: read it as a header
-        if raw.startswith(b"\\"):
-            continue
-        yield from flush()
-        if raw.startswith(b"@@ "):
-            m = _HUNK.match(raw)
-            if m is None:
-                continue
-            minus = int(m.group(2)) if m.group(2) is not None else 1
-            plus = int(m.group(4)) if m.group(4) is not None else 1
-            newline = int(m.group(3))
-        elif raw.startswith(b"+++ "):
-            path = _new_path(raw)
-            if path is not None and only is not None and path not in only:
-                path = None
-            elif path is not None and excluded is not None and excluded(path):
-                stats.skipped["excluded"] += 1
-                path = None
-        elif raw.startswith(b"diff --git "):
-            path = None
-        elif raw.startswith(b"\x01"):
-            fields = raw[1:].rstrip(b"\n").split(b"\0")
-            if len(fields) >= 4:
-                commit = Commit(
-                    fields[0].decode(),
-                    fields[1].decode("utf-8", "replace"),
-                    fields[2].decode("utf-8", "replace"),
-                    fields[3].decode("utf-8", "replace"),
-                )
-                pstats.commits += 1
-            path = None
-    yield from flush()
-
-
-def _patch_totals(stats: ScanStats, pstats: PatchStats) -> None:
-    stats.files += len({p for _, p in pstats.files})
-    stats.extra["lines"] = stats.extra.get("lines", 0) + pstats.lines
-
-
-def staged_paths(repo: GitRepo) -> set[str]:
-    """Paths with staged additions or changes (what pre-commit passes to a commit hook)."""
-    proc = run_git(
-        repo,
-        "diff",
-        "--cached",
-        "--name-only",
-        "-z",
-        "-M",
-        "--no-relative",
-        "--diff-filter=ACMRTUXB",  # against HEAD, or the empty tree before the first commit
-    )
-    return {p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p}
-
-
-def iter_staged(
-    repo: GitRepo,
-    stats: ScanStats,
-    *,
-    label: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
-    pstats: PatchStats | None = None,
-    only: Collection[str] | None = None,
-) -> Iterator[Chunk]:
-    """The lines the index adds to HEAD (to the empty tree before the first commit), read from
-    the index, never the work tree; ``only`` narrows it to those paths (after rename detection
-    over the whole change, so a file renamed into ``only`` does not count as all new)."""
-    pstats = pstats if pstats is not None else PatchStats()
-    # no base: HEAD, or the empty tree before the first commit (one git process fewer)
-    proc = _popen(repo, "diff", "--cached", *_DIFF_ARGS, "--")
-    try:
-        assert proc.stdout is not None
-        yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded, only=only
-        )
-        _finish(repo, proc, "diff --cached")
-    finally:
-        _kill(proc)
-    _patch_totals(stats, pstats)
-
-
-def iter_range(
-    repo: GitRepo,
-    revs: Sequence[str],
-    stats: ScanStats,
-    *,
-    label: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
-    pstats: PatchStats | None = None,
-) -> Iterator[Chunk]:
-    """The lines each commit of ``revs`` (e.g. ``[B, "^A"]``) adds, oldest commit first."""
-    pstats = pstats if pstats is not None else PatchStats()
-    args = [
-        "log",
-        "--reverse",
-        "-p",
-        *_DIFF_ARGS,
-        "--diff-merges=off",
-        "--format=%x01%H%x00%an%x00%ae%x00%aI",
-        *revs,
-        "--",
-    ]
-    proc = _popen(repo, *args)
-    try:
-        assert proc.stdout is not None
-        yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded
-        )
-        _finish(repo, proc, "log")
-    finally:
-        _kill(proc)
-    stats.extra["commits"] = stats.extra.get("commits", 0) + pstats.commits
-    _patch_totals(stats, pstats)
-
-
-def first_introductions(candidates: Iterable[Candidate]) -> Iterator[Candidate]:
-    """In a range, a key at a path is reported for the first commit that adds it only."""
-    first: dict[tuple[str, str | None, str], str] = {}
-    for cand in candidates:
-        f = cand.finding
-        sha = f.commit.sha if f.commit else ""
-        key = (f.fingerprint, f.repo, f.path)
-        if first.setdefault(key, sha) == sha:
-            yield cand
-
-
-def index_entries(repo: GitRepo, files: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``path -> (mode, blob)`` of the index entries for ``files`` (stage 0, else the newest)."""
-    proc = run_git(repo, "ls-files", "-s", "-z", "--", *files)
-    out: dict[str, tuple[str, str]] = {}
-    for rec in proc.stdout.split(b"\0"):
-        if not rec:
-            continue
-        meta, _, path = rec.partition(b"\t")
-        parts = meta.split()
-        if len(parts) != 3:
-            continue
-        name = path.decode("utf-8", "surrogateescape")
-        if parts[2] == b"0" or name not in out:
-            out[name] = (parts[0].decode(), parts[1].decode())
-    return out
-
-
-def iter_index_files(
-    repo: GitRepo,
-    files: Sequence[str],
-    stats: ScanStats,
-    warn: Warn,
-    *,
-    label: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
-) -> Iterator[Chunk]:
-    """The whole staged content of ``files`` (paths relative to the work tree top); a file that
-    is not in the index is read from the work tree."""
-    from kascan.sources.files import FileRef, read_file
-
-    wanted = [f for f in files if not (excluded is not None and excluded(f))]
-    stats.skipped["excluded"] += len(files) - len(wanted)
-    entries = index_entries(repo, wanted) if wanted else {}
-    blobs: list[_Blob] = []
-    for f in wanted:
-        entry = entries.get(f)
-        if entry is None:
-            if repo.work_tree is None:
-                continue
-            yield from read_file(
-                FileRef(os.path.join(repo.work_tree, f), f), stats, warn, explicit=True
-            )
-            continue
-        mode, oid = entry
-        if mode == "160000":
-            stats.skipped["submodule"] += 1
-            continue
-        blobs.append(_Blob(oid, 0, f))
-    for chunk in iter_blobs(repo, blobs, label=label, stats=stats):
-        if chunk.fresh == 0:
-            stats.files += 1
-        yield chunk

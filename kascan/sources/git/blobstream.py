@@ -28,7 +28,7 @@ from kascan.model import Chunk
 from kascan.sources.stream import WINDOW, iter_stream
 
 if TYPE_CHECKING:
-    from kascan.sources.git import GitRepo
+    from kascan.sources.git.process import GitRepo
 
 READ = 1 << 20  # bytes per read of the cat-file stream
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe lets git run ahead of the parent
@@ -38,7 +38,7 @@ LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 class BlobStream:
     """One pass over the object database's blobs; counts what it saw.
 
-    ``current`` is the id of the blob whose chunks are being yielded (set before the first one).
+    Each chunk's ``origin`` is the id of the blob it comes from.
     """
 
     def __init__(
@@ -55,7 +55,6 @@ class BlobStream:
         self.wants = wants  # with a gate: whether a blob without it is handed on all the same
         self.label = label
         self.progress = progress
-        self.current = ""
         self.blobs = 0  # blobs read
         self.bytes = 0  # their bytes
         self.lfs = 0  # Git LFS pointers among them
@@ -86,17 +85,17 @@ class BlobStream:
                 sink.close()
 
     def chunks(self) -> Iterator[Chunk]:
-        from kascan.sources.git import _finish, _kill, _popen
+        from kascan.sources.git.process import finish, kill, popen
 
         repo = self.repo
-        listing = _popen(
+        listing = popen(
             repo,
             "cat-file",
             "--batch-all-objects",
             "--unordered",
             "--batch-check=%(objecttype) %(objectname)",
         )
-        cat = _popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+        cat = popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
         assert listing.stdout is not None and cat.stdin is not None and cat.stdout is not None
         fd = cat.stdout.fileno()
         with contextlib.suppress(OSError):
@@ -110,13 +109,13 @@ class BlobStream:
         try:
             yield from self._parse(fd)
             feeder.join()
-            _finish(repo, listing, "cat-file --batch-all-objects")
-            _finish(repo, cat, "cat-file --batch")
+            finish(repo, listing, "cat-file --batch-all-objects")
+            finish(repo, cat, "cat-file --batch")
             if self._error is not None:
                 raise KascanError(f"git cat-file stopped early in {repo.display}")
         finally:
-            _kill(cat)
-            _kill(listing)
+            kill(cat)
+            kill(listing)
 
     # -- the reader ----------------------------------------------------------------------------
 
@@ -167,12 +166,12 @@ class BlobStream:
             blobs += 1
             nbytes += size
             if size > WINDOW:
-                self.current = buf[pos : buf.find(b" ", pos)].decode()
+                oid = buf[pos : buf.find(b" ", pos)].decode()
                 take = min(len(buf) - start, size)
                 first = bytes(buf[start : start + take])
                 del buf[: start + take]
                 pos = 0
-                yield from self._big(fd, first, size - take)
+                yield from self._big(fd, first, size - take, oid)
                 if not buf:
                     buf += read(fd, READ)
                 if buf[:1] != b"\n":
@@ -207,14 +206,14 @@ class BlobStream:
                     data = bytes(buf[start:end])
             else:
                 data = bytes(buf[start:end])
-            self.current = buf[pos : buf.find(b" ", pos)].decode()
+            oid = buf[pos : buf.find(b" ", pos)].decode()
             pos = end + 1
-            yield Chunk("", data, repo=label)
+            yield Chunk("", data, repo=label, origin=oid, whole=True)
         self.blobs, self.bytes, self.lfs = blobs, nbytes, lfs
         if progress is not None:
             progress(blobs, blobs, nbytes)
 
-    def _big(self, fd: int, first: bytes, remaining: int) -> Iterator[Chunk]:
+    def _big(self, fd: int, first: bytes, remaining: int, oid: str) -> Iterator[Chunk]:
         """A blob bigger than a window, streamed in windows: ``first`` is what the buffer held of
         it, ``remaining`` the bytes of it still in the pipe."""
         pending = [first] if first else []
@@ -232,6 +231,6 @@ class BlobStream:
             return block
 
         for chunk in iter_stream(read, ""):
-            yield replace(chunk, repo=self.label)
+            yield replace(chunk, repo=self.label, origin=oid)
         while remaining > 0:
             read(READ)

@@ -1,0 +1,83 @@
+"""``kascan scan``: files, directory trees and standard input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kascan.options import RunOptions, run_options
+
+
+def _display_prefix(arg: str, many: bool) -> str:
+    if not many:
+        return ""
+    norm = Path(arg).as_posix()
+    if norm in (".", ""):
+        return ""
+    return norm.rstrip("/") + "/"
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option("--no-ignore", is_flag=True, help="Scan everything: ignore no ignore file.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are skipped).")
+@click.option(
+    "--stdin-name", default="<stdin>", show_default=True, help="The path to report for stdin."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read and match a tree [default: the number of cores; 1: no workers].",
+)
+@run_options("scan")
+def scan(
+    paths: tuple[str, ...],
+    no_ignore: bool,
+    follow_symlinks: bool,
+    stdin_name: str,
+    jobs: int | None,
+    opts: RunOptions,
+) -> int:
+    """Scan files, directory trees, or standard input ('-') for Kubeadapt API keys."""
+    from kascan import pipeline
+    from kascan.config import load_config
+    from kascan.parallel import default_jobs
+    from kascan.sources.base import Source
+    from kascan.sources.files import FileSource, StdinSource, TreeWalk, resolve_roots
+    from kascan.stats import ScanStats
+
+    roots = resolve_roots(paths or (".",))
+    many = len(roots) > 1
+    stats = ScanStats()
+    early: list[str] = []
+    sources: list[Source] = []
+    shared: frozenset[str] = frozenset()
+    if opts.scan.config is not None and not any(p is not None and p.is_dir() for _, p in roots):
+        cfg = load_config(Path(), early.append, opts.scan.config)
+        if cfg.baseline is not None:
+            shared = pipeline.load_baselines([cfg.baseline])
+    for arg, path in roots:
+        src: Source
+        if path is None:
+            src = StdinSource(stdin_name)
+        elif path.is_dir():
+            cfg = load_config(path, early.append, opts.scan.config)
+            excludes = opts.scan.excludes if no_ignore else (*cfg.exclude, *opts.scan.excludes)
+            src = TreeWalk(
+                path,
+                _display_prefix(arg, many),
+                excludes,
+                stats,
+                no_ignore=no_ignore,
+                follow_symlinks=follow_symlinks,
+            )
+            if cfg.baseline is not None:
+                src.baseline = pipeline.load_baselines([cfg.baseline])
+        else:
+            src = FileSource(arg, Path(arg).as_posix())
+        src.baseline |= shared
+        sources.append(src)
+    return pipeline.run(sources, opts, stats=stats, jobs=jobs or default_jobs(), early=early)

@@ -1,0 +1,124 @@
+"""The report stage: text findings streamed to the terminal as they come, every report written at
+the end (atomically, to files), warnings shown once each."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from kascan.errors import KascanError
+from kascan.model import Finding, scrub
+from kascan.options import RunOptions
+from kascan.report import ReportContext, RepoSummary
+from kascan.stats import ScanStats
+
+
+class Reporter:
+    """Streams text findings to the terminal as they are found; writes every report at the end."""
+
+    def __init__(self, opts: RunOptions, stats: ScanStats) -> None:
+        self.opts = opts
+        self.report = opts.report
+        self.stats = stats
+        self.findings: list[Finding] = []
+        self._warned: set[str] = set()
+        self.stream_text = any(o.path is None and o.fmt == "text" for o in self.report.outputs)
+        color = self.report.color == "always" or (
+            self.report.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        )
+        self.ctx = ReportContext(
+            stats,
+            show_secrets=self.report.show_secrets,
+            color=color,
+            command=opts.command,
+            verified=opts.verify.enabled,
+            sarif_category=self.report.sarif_category,
+            path_prefix=self.report.path_prefix,
+        )
+
+    def warn(self, message: str) -> None:
+        """Each distinct warning once (workers may each meet the same timed-out rule)."""
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        self.stats.warnings += 1
+        if not self.report.quiet:
+            click.echo(f"kascan: warning: {scrub(message)}", err=True)
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+        if self.stream_text:
+            from kascan.report.text_report import format_finding
+
+            click.echo(format_finding(finding, self.ctx))
+
+    def set_repos(self, repos: Sequence[RepoSummary]) -> None:
+        self.ctx = replace(self.ctx, repos=tuple(repos))
+
+    def finish(self, notes: Sequence[str] = ()) -> None:
+        from kascan.report import renderer
+        from kascan.report.text_report import summary_lines
+
+        ctx = replace(self.ctx, notes=tuple(notes))
+        for out in self.report.outputs:
+            if out.path is None:
+                if out.fmt == "text":
+                    if not self.report.quiet:
+                        for line in summary_lines(self.stats, ctx, len(self.findings)):
+                            click.echo(line)
+                    continue
+                renderer(out.fmt)(self.findings, sys.stdout, replace(ctx, color=False))
+                sys.stdout.flush()
+            else:
+                self._write_file(out.fmt, out.path, replace(ctx, color=False))
+        if not self.stream_text and not self.report.quiet:
+            for line in summary_lines(self.stats, ctx, len(self.findings)):
+                click.echo(line, err=True)
+
+    def _write_file(self, fmt: str, path: Path, ctx: ReportContext) -> None:
+        import tempfile
+
+        from kascan.report import renderer
+
+        render = renderer(fmt)
+        tmp: str | None = None
+        try:
+            if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace
+                with path.open("w", encoding="utf-8") as fh:
+                    render(self.findings, fh, ctx)
+                return
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                render(self.findings, fh, ctx)
+            if not ctx.show_secrets:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            if not self.stream_text:
+                from kascan.report.text_report import format_finding
+
+                for f in self.findings:
+                    click.echo(format_finding(f, replace(ctx, color=False)), err=True)
+            raise KascanError(f"cannot write report {path}: {exc.strerror or exc}") from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def _is_special(path: Path) -> bool:
+    import stat
+
+    try:
+        return not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
+    except OSError:
+        return False

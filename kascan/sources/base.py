@@ -1,0 +1,57 @@
+"""What a source is: something that yields chunks (or, for a tree, files), and the context every
+stage of one run shares. The pipeline (:mod:`kascan.pipeline`) does everything else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kascan.model import Candidate, Chunk, Decoders
+from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.rules import RuleSet
+    from kascan.sources.archives import Limits
+    from kascan.sources.files import FileRef
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What the stages of one run share: the rules, the counts, where warnings go, and what to
+    look inside (``limits`` is None when archives are off)."""
+
+    rules: RuleSet
+    stats: ScanStats
+    warn: Warn
+    decoders: Decoders
+    limits: Limits | None
+
+
+class Source:
+    """One thing to scan. ``chunks`` yields its bytes (a whole object as one chunk with
+    ``whole=True``, so the pipeline opens it if it is an archive); ``attribute`` is the
+    attribution stage: it takes the matched candidates and yields them with their paths and
+    commits (the default: as they are). ``notes`` and ``baseline`` are what the source adds to
+    the summary and to the suppression stage (its own config's baseline)."""
+
+    label: str | None = None
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.baseline: frozenset[str] = frozenset()
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:  # pragma: no cover - every source has one
+        raise NotImplementedError
+
+    def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        return iter(candidates)
+
+
+class TreeSource(Source):
+    """A walk: the pipeline reads, unwraps and matches each file it yields (on every core)."""
+
+    def walk(self, warn: Warn) -> Iterator[FileRef]:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,118 @@
+"""Finding, opening and cloning the repository to scan; resolving its revisions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import replace
+
+from kascan.errors import KascanError
+from kascan.sources.git.process import SAFE_CONFIG, GitRepo, git_env, last_line, run_git
+
+# ---------------------------------------------------------------------------------------------
+# Finding the repository
+
+
+def open_repo(path: str, display: str | None = None, *, inherit: bool = False) -> GitRepo:
+    """The repository at ``path`` (a work tree, a subdirectory of one, or a bare repository).
+
+    With ``inherit`` (the default repository, ``.``), the ``GIT_DIR``/``GIT_WORK_TREE``/
+    ``GIT_INDEX_FILE`` that a hook runs with are honoured: they name the repository and the index
+    the commit is being made from. They are resolved here once and then passed explicitly.
+    """
+    display = display if display is not None else path
+    if not os.path.isdir(path):
+        what = "no such directory" if not os.path.exists(path) else "not a directory"
+        raise KascanError(f"not a git repository: {display} ({what})")
+    keep = ("GIT_DIR", "GIT_WORK_TREE") if inherit else ()
+    env = git_env(keep)
+    try:
+        proc = subprocess.run(
+            [
+                *["git", "-C", path, *SAFE_CONFIG, "rev-parse"],
+                "--absolute-git-dir",
+                "--is-bare-repository",
+                "--is-shallow-repository",
+                "--show-object-format",
+                "--show-toplevel",  # last: it fails (after the others) without a work tree
+            ],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
+    out = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if len(out) < 4 or (proc.returncode != 0 and b"work tree" not in proc.stderr):
+        reason = last_line(proc.stderr)
+        detail = "" if reason.startswith("not a git repository") else f" ({reason})"
+        raise KascanError(f"not a git repository: {display}{detail}")
+    git_dir, bare, shallow, fmt = out[:4]
+    work_tree = out[4] if bare != "true" and proc.returncode == 0 and len(out) > 4 else None
+    index_file = None
+    if inherit and os.environ.get("GIT_INDEX_FILE"):
+        index_file = os.path.abspath(os.environ["GIT_INDEX_FILE"])
+    return GitRepo(display, git_dir, work_tree, index_file, shallow == "true", fmt)
+
+
+def is_url(arg: str) -> bool:
+    """A clone URL (``https://``, ``ssh://``, ``file://``, ``git@host:path``), not a local path."""
+    if "://" in arg:
+        return True
+    if os.path.exists(arg):
+        return False
+    head, sep, _ = arg.partition(":")
+    return bool(sep) and "/" not in head and len(head) > 1
+
+
+_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh://", "ssh+git://")
+
+
+def safe_url(url: str) -> str:
+    """The URL without any password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, _, hostpart = rest.partition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else url
+    return url
+
+
+def clone(url: str, dest: str) -> GitRepo:
+    """A bare clone of ``url`` in ``dest`` (a private temporary directory)."""
+    shown = safe_url(url)
+    if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
+        raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
+    env = git_env(network=True)
+    try:
+        proc = subprocess.run(
+            ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest],
+            env=env,
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
+    if proc.returncode != 0:
+        reason = last_line(proc.stderr).replace(url, shown)
+        raise KascanError(f"cannot clone {shown}: {reason}")
+    repo = open_repo(dest, shown)
+    return replace(repo, display=shown)
+
+
+def resolve_commit(repo: GitRepo, rev: str) -> str:
+    if rev.startswith("-"):
+        raise KascanError(f"unknown revision {rev!r} in {repo.display}")
+    proc = run_git(
+        repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}", check=False
+    )
+    if proc.returncode != 0:
+        raise KascanError(f"unknown revision {rev!r} in {repo.display}")
+    return proc.stdout.decode().strip()
+
+
+def read_blob_at(repo: GitRepo, spec: str) -> bytes | None:
+    """``git cat-file blob <spec>`` (e.g. ``HEAD:.kascan.toml``); None when there is none."""
+    proc = run_git(repo, "cat-file", "blob", spec, check=False)
+    return proc.stdout if proc.returncode == 0 else None

@@ -1,0 +1,357 @@
+"""One repository as the command line names it (a path or a clone URL), its config, and the
+source that scans it: the whole history, the staged change, a range of commits or a push.
+
+Where the config comes from:
+- history and ``--staged``: the work tree (``.kascan.toml``, ``.kascanignore``), else ``HEAD``;
+- ``--range A..B`` (the Action on a pull request): the **base** commit ``A``, never the head: a
+  change cannot exempt itself by adding an exclude, an ignore line or a baseline entry;
+- ``--config FILE`` on the command line always wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kascan.errors import KascanError
+from kascan.model import Candidate, Chunk, Decoders
+from kascan.sources.base import Run, Source
+from kascan.sources.git.process import GitRepo
+
+if TYPE_CHECKING:
+    from kascan.config import Config
+    from kascan.sources.git.history import History
+
+Warn = Callable[[str], None]
+Excluded = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """What of a repository is scanned."""
+
+    staged: bool = False
+    files: tuple[str, ...] | None = None  # --staged with file names
+    rev_range: str | None = None
+    pre_push: bool = False
+    progress: bool = False
+
+
+@dataclass
+class Target:
+    arg: str
+    label: str | None
+    repo: GitRepo
+    exclude: tuple[str, ...] = ()  # the config's excludes, .kascanignore, --exclude
+    baseline: frozenset[str] = frozenset()  # the config's baseline
+    revs: list[str] = field(default_factory=list)  # --range / --pre-push, resolved
+    what: str = ""  # what the revisions are, for the summary
+
+
+def excluder(patterns: Sequence[str]) -> Excluded | None:
+    lines = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
+    if not lines:
+        return None
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def excluded(path: str) -> bool:
+        return bool(spec.match_file(path))
+
+    return excluded
+
+
+def _config_at(repo: GitRepo, rev: str, warn: Warn) -> tuple[Config, list[str], frozenset[str]]:
+    """``.kascan.toml``, ``.kascanignore`` and the config's baseline as committed at ``rev``."""
+    from kascan.config import Config, config_from_text
+    from kascan.sources.git.repo import read_blob_at
+    from kascan.suppress import baseline_from_text
+
+    cfg = Config()
+    data = read_blob_at(repo, f"{rev}:.kascan.toml")
+    baseline: frozenset[str] = frozenset()
+    if data is not None:
+        source = f"{repo.display}:{rev[:12]}:.kascan.toml"
+        cfg = config_from_text(data.decode("utf-8", "replace"), source, warn, root=Path())
+        if cfg.baseline is not None:
+            name = cfg.baseline.as_posix()
+            blob = read_blob_at(repo, f"{rev}:{name}")
+            if blob is None:
+                warn(f"{source}: baseline {name} is not in that commit; none used")
+            else:
+                where = f"{repo.display}:{rev[:12]}:{name}"
+                baseline = baseline_from_text(blob.decode("utf-8", "replace"), where)
+            cfg = Config(cfg.source, cfg.exclude, None)
+    blob = read_blob_at(repo, f"{rev}:.kascanignore")
+    ignore = blob.decode("utf-8", "replace").splitlines() if blob is not None else []
+    return cfg, ignore, baseline
+
+
+def _repo_config(
+    repo: GitRepo, explicit: Path | None, warn: Warn, base: str | None
+) -> tuple[Config, list[str], frozenset[str]]:
+    """The repository's config, ignore file and baseline (see the module's docstring)."""
+    from kascan.config import load_config
+    from kascan.suppress import load_baseline
+
+    def baseline_of(cfg: Config) -> frozenset[str]:
+        return load_baseline(cfg.baseline) if cfg.baseline is not None else frozenset()
+
+    if explicit is not None:
+        cfg = load_config(Path(), warn, explicit)
+        return cfg, [], baseline_of(cfg)
+    if base is not None:
+        return _config_at(repo, base, warn)
+    if repo.work_tree is None:
+        return _config_at(repo, "HEAD", warn)
+    top = Path(repo.work_tree)
+    cfg = load_config(top, warn)
+    ignore: list[str] = []
+    with contextlib.suppress(OSError):
+        ignore = (top / ".kascanignore").read_text("utf-8", "replace").splitlines()
+    return cfg, ignore, baseline_of(cfg)
+
+
+def relative_files(repo: GitRepo, files: Sequence[str], warn: Warn) -> list[str]:
+    """File names as given (relative to the current directory) -> relative to the work tree."""
+    if repo.work_tree is None:
+        raise KascanError(f"--staged needs a repository with a work tree: {repo.display}")
+    top = os.path.realpath(repo.work_tree)
+    out: list[str] = []
+    for f in files:
+        rel = os.path.relpath(os.path.realpath(os.path.abspath(f)), top)
+        if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+            warn(f"{f} is outside the repository {repo.display}; not scanned")
+            continue
+        out.append(Path(rel).as_posix())
+    return out
+
+
+def parse_range(repo: GitRepo, rev_range: str) -> tuple[list[str], str]:
+    """``A..B`` as revisions (``[B, ^A]``) and the base commit ``A``."""
+    from kascan.sources.git.repo import resolve_commit
+
+    if "..." in rev_range:
+        raise KascanError(f"--range takes A..B (two dots), not {rev_range!r}")
+    a, sep, b = rev_range.partition("..")
+    if not sep:
+        raise KascanError(f"--range takes A..B, not {rev_range!r}")
+    a_sha = resolve_commit(repo, a or "HEAD")
+    b_sha = resolve_commit(repo, b or "HEAD")
+    return [b_sha, "^" + a_sha], a_sha
+
+
+def push_revs(repo: GitRepo) -> tuple[list[str], str]:
+    """The commits being pushed, from the refs pre-commit puts in the environment."""
+    from kascan.sources.git.repo import resolve_commit
+
+    from_ref = os.environ.get("PRE_COMMIT_FROM_REF", "").strip()
+    to_ref = (
+        os.environ.get("PRE_COMMIT_TO_REF", "").strip()
+        or os.environ.get("PRE_COMMIT_LOCAL_BRANCH", "").strip()
+        or "HEAD"
+    )
+    to_sha = resolve_commit(repo, to_ref)
+    if from_ref and set(from_ref) != {"0"}:
+        from_sha = resolve_commit(repo, from_ref)
+        return [to_sha, "^" + from_sha], f"the commits pushed ({from_sha[:12]}..{to_sha[:12]})"
+    return [to_sha, "--not", "--remotes"], (
+        f"the commits of {to_ref} that are on no remote-tracking branch (a new branch)"
+    )
+
+
+def open_target(
+    arg: str,
+    label: str | None,
+    mode: Mode,
+    explicit_config: Path | None,
+    excludes: Sequence[str],
+    warn: Warn,
+    cleanup: contextlib.ExitStack,
+) -> Target:
+    """Open (or clone) the repository, read its config and resolve its revisions: everything is
+    checked before anything is scanned."""
+    from kascan.sources.git import repo as r
+
+    if r.is_url(arg):
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="kascan-clone-")  # private: mode 0700
+        cleanup.callback(shutil.rmtree, tmp, True)
+        repo = r.clone(arg, os.path.join(tmp, "repo.git"))
+    else:
+        repo = r.open_repo(arg, arg, inherit=arg == ".")
+    if mode.staged and repo.work_tree is None:
+        raise KascanError(f"--staged needs a repository with a work tree: {arg}")
+    revs: list[str] = []
+    what = ""
+    base: str | None = None
+    if mode.pre_push:
+        revs, what = push_revs(repo)
+    elif mode.rev_range:
+        revs, base = parse_range(repo, mode.rev_range)
+        what = f"the range {mode.rev_range}"
+    cfg, ignore, baseline = _repo_config(repo, explicit_config, warn, base)
+    exclude = (*cfg.exclude, *ignore, *excludes)
+    return Target(arg, label, repo, exclude, baseline, revs, what)
+
+
+def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
+    """Whether a whole blob without the key's prefix may still hide a key that the unwrap stage
+    finds: the first, cheap test of each layer (an archive's magic bytes, an encoded prefix for
+    base64, NULs and the UTF-16 prefix). The pack-order read hands on only such blobs, and blobs
+    with the prefix; every other one would give no candidate."""
+    if not (decoders.archives or decoders.base64 or decoders.utf16):
+        return None
+    from kascan.sources.archives import sniff
+    from kascan.sources.decode import SNIFF_NUL, UTF16_PREFIX, might_hide_base64
+
+    archives, base64, utf16 = decoders.archives, decoders.base64, decoders.utf16
+
+    def hides(data: bytes) -> bool:
+        if archives and sniff(data[:512]) is not None:
+            return True
+        binary = data.find(b"\0", 0, SNIFF_NUL) != -1
+        if base64 and might_hide_base64(data, 0, not binary):
+            return True
+        return utf16 and binary and UTF16_PREFIX in data
+
+    return hides
+
+
+# --------------------------------------------------------------------------- the sources
+
+
+class HistorySource(Source):
+    """Every blob reachable from any ref, then attribution to the introducing commits."""
+
+    def __init__(self, target: Target, progress: bool) -> None:
+        super().__init__()
+        self.target = target
+        self.label = target.label
+        self.baseline = target.baseline
+        self.progress = progress
+        self._history: History | None = None
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        from kascan.sources.git.history import History
+        from kascan.sources.git.progress import Progress
+
+        t = self.target
+        history = History(
+            t.repo,
+            run.stats,
+            label=t.label,
+            excluded=excluder(t.exclude),
+            progress=Progress(self.progress, f"scanning {t.repo.display}"),
+            rules=run.rules,
+            wants=may_hide(run.decoders),
+        )
+        self._history = history
+        self.notes = history.notes
+        return history.chunks()
+
+    def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        if self._history is None:  # pragma: no cover - chunks() comes first
+            raise KascanError("internal: history attributed before it was read")
+        return self._history.attribute(candidates)
+
+
+class StagedSource(Source):
+    """The lines (and binary objects) the index adds to HEAD: what ``git commit`` would add."""
+
+    def __init__(self, target: Target, files: Sequence[str] | None) -> None:
+        super().__init__()
+        self.target = target
+        self.label = target.label
+        self.baseline = target.baseline
+        self.files = files
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        from kascan.sources.git import patch as p
+
+        repo, label, stats = self.target.repo, self.label, run.stats
+        excluded = excluder(self.target.exclude)
+        pstats = p.PatchStats()
+        if self.files is None:
+            yield from p.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
+            if pstats.lines or pstats.wholes:
+                self.notes.append(
+                    f"scanned the staged change: {pstats.lines} added line(s) in "
+                    f"{len(pstats.files)} file(s), read from the index"
+                )
+            else:
+                self.notes.append("the index adds no lines to HEAD: nothing to scan")
+            return
+        rel = relative_files(repo, self.files, run.warn)
+        if set(rel) <= p.staged_paths(repo):
+            # what ``git commit`` hands the hook: the added lines of these files
+            only = frozenset(rel)
+            yield from p.iter_staged(
+                repo, stats, label=label, excluded=excluded, pstats=pstats, only=only
+            )
+            self.notes.append(
+                f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} "
+                "added line(s), read from the index"
+            )
+            return
+        # ``pre-commit run --files``/``--all-files``: files that are not all staged: read whole
+        yield from p.iter_index_files(
+            repo, rel, stats, run.warn, label=label, excluded=excluded, archives=run.limits
+        )
+        self.notes.append(
+            f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
+            f"of {stats.files} of them (the work-tree copy for files not in the index)"
+        )
+
+    def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        from kascan.sources.git.patch import added_keys
+
+        return added_keys(candidates)
+
+
+class RangeSource(Source):
+    """The lines (and binary objects) each commit of a range adds; a key reported for the
+    first commit that adds it at a path."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__()
+        self.target = target
+        self.label = target.label
+        self.baseline = target.baseline
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        from kascan.sources.git import patch as p
+
+        t = self.target
+        pstats = p.PatchStats()
+        yield from p.iter_range(
+            t.repo, t.revs, run.stats, label=t.label, excluded=excluder(t.exclude), pstats=pstats
+        )
+        where = f" in {t.repo.display}" if t.label else ""
+        if pstats.commits == 0:
+            self.notes.append(f"{t.what}{where} has no commits: nothing to scan")
+        else:
+            self.notes.append(
+                f"scanned {t.what}{where}: {pstats.commits} commit(s), "
+                f"{pstats.lines} added line(s) in {len(pstats.files)} file change(s)"
+            )
+
+    def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+        from kascan.sources.git.patch import added_keys, first_introductions
+
+        return first_introductions(added_keys(candidates))
+
+
+def source_for(target: Target, mode: Mode) -> Source:
+    if mode.staged:
+        return StagedSource(target, mode.files)
+    if target.revs:
+        return RangeSource(target)
+    return HistorySource(target, mode.progress)
