@@ -785,6 +785,8 @@ def test_cell(
     ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not cap.is_format)
     out = source.run(matrix, ask)
     out.result.assert_no_leak(*lay.keys)
+    for k in lay.keys:  # nor in a report file (none of these runs asks for --show-secrets)
+        assert k[len(PREFIX) :] not in out.report, "key body leaked into the report"
     refused = NOT_APPLICABLE.get((source_name, cap_name))
     if refused is not None:
         check_refused(out, refused)
