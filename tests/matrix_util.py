@@ -1,0 +1,219 @@
+"""Builders for the capability matrix (tests/test_matrix.py): carriers that hide a key, the
+layouts ("scenarios") each capability scans, and the places a layout is put (a tree, a git
+history, an index) so that every source reads the same bytes.
+
+Everything is made at test time from a deterministic ``random.Random``: the same session builds
+the same bytes, and no key literal is ever written into the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import random
+import tarfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# a fixed timestamp: archives built twice are the same bytes
+EPOCH = (2024, 1, 1, 0, 0, 0)
+EPOCH_TS = 1704067200
+
+
+def _zip(members: Mapping[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, EPOCH)
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _tar_gz(members: Mapping[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = EPOCH_TS
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def properties(key: str) -> tuple[bytes, int, int]:
+    """A Java properties file with the key on line 3: (bytes, line, column)."""
+    text = f"# app\nserver.port=8080\nkubeadapt.api-key={key}\nlogging.level=INFO\n"
+    return text.encode(), 3, len("kubeadapt.api-key=") + 1
+
+
+def deflated_zip(key: str) -> tuple[bytes, str, int, int]:
+    """``bundle.zip`` (deflated) with the key in ``conf/app.properties``."""
+    props, line, col = properties(key)
+    members = {
+        "README.txt": b"bundle of the service configuration\n" * 20,
+        "conf/app.properties": props,
+        "conf/logback.xml": b"<configuration><root level='INFO'/></configuration>\n" * 10,
+    }
+    return _zip(members), "conf/app.properties", line, col
+
+
+def class_bytes(rng: random.Random, n: int) -> bytes:
+    """Something shaped like a compiled class: magic, version, a constant pool of names and
+    opcodes (compresses like real bytecode does, about 2:1)."""
+    words = [b"java/lang/Object", b"Code", b"LineNumberTable", b"<init>", b"()V", b"this"]
+    out = bytearray(b"\xca\xfe\xba\xbe\x00\x00\x00\x37")
+    while len(out) < n:
+        if rng.random() < 0.5:
+            w = rng.choice(words)
+            out += b"\x01" + len(w).to_bytes(2, "big") + w
+        else:
+            out += rng.randbytes(rng.randint(4, 24))
+    return bytes(out[:n])
+
+
+def inner_jar(key: str, rng: random.Random, size: int = 320 << 10) -> bytes:
+    """A jar of ``size`` bytes or more: many compressed class files and resources, and the key in
+    ``conf/app.properties`` (neither the first nor the last member)."""
+    props, _, _ = properties(key)
+    members: dict[str, bytes] = {
+        "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\r\nCreated-By: 17 (Eclipse)\r\n\r\n"
+    }
+    i = 0
+    while sum(len(v) for v in members.values()) < size * 2:  # deflate halves them
+        members[f"com/example/app/C{i:04d}.class"] = class_bytes(rng, rng.randint(1500, 6000))
+        if i == 60:
+            members["conf/app.properties"] = props
+        i += 1
+    data = _zip(members)
+    assert len(data) >= size, len(data)
+    return data
+
+
+def wheel_with_jar(key: str, rng: random.Random) -> tuple[bytes, str, int, int, int]:
+    """``pkg-1.0-py3-none-any.whl`` carrying ``pkg/lib/inner.jar`` (the key in its
+    ``conf/app.properties``): (wheel, member path, line, column, inner jar size)."""
+    jar = inner_jar(key, rng)
+    _, line, col = properties(key)
+    members = {
+        "pkg/__init__.py": b'"""pkg"""\n__version__ = "1.0"\n',
+        "pkg/lib/inner.jar": jar,
+        "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n",
+        "pkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: matrix\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+        "pkg-1.0.dist-info/RECORD": b"pkg/__init__.py,,\npkg/lib/inner.jar,,\n",
+    }
+    return _zip(members), "pkg/lib/inner.jar!conf/app.properties", line, col, len(jar)
+
+
+def gz_log(key: str) -> tuple[bytes, int, int]:
+    """A rotated log, gzip-compressed, the key on line 400."""
+    lines = [f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z GET /healthz 200\n" for i in range(399)]
+    head = "2024-01-01T07:00:00Z auth ok token="
+    lines.append(f"{head}{key}\n")
+    lines += ["2024-01-01T07:00:01Z GET /healthz 200\n"] * 50
+    return gzip.compress("".join(lines).encode(), mtime=0), 400, len(head) + 1
+
+
+def tar_gz(key: str) -> tuple[bytes, str, int, int]:
+    """``backup.tar.gz`` with the key in ``etc/app/values.yaml``, line 4."""
+    values = f"replicas: 2\nimage: app:1.0\nkubeadapt:\n  apiKey: {key}\n".encode()
+    members = {
+        "etc/app/README": b"backup\n",
+        "etc/app/values.yaml": values,
+        "var/log/app.log": b"started\n" * 200,
+    }
+    return _tar_gz(members), "etc/app/values.yaml", 4, len("  apiKey: ") + 1
+
+
+def k8s_secret(key: str) -> tuple[bytes, int, int]:
+    """A Kubernetes Secret whose ``data`` holds the key base64-encoded (line 7)."""
+    value = base64.b64encode(key.encode()).decode()
+    text = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n"
+        f"  api-key: {value}\n"
+    )
+    return text.encode(), 7, len("  api-key: ") + 1
+
+
+def utf16_script(key: str) -> tuple[bytes, int, int]:
+    """A PowerShell script saved as UTF-16LE with a BOM; the key on line 3."""
+    text = f"# setup\r\n\r\n$env:KUBEADAPT_API_KEY = '{key}'\r\nWrite-Host done\r\n"
+    return b"\xff\xfe" + text.encode("utf-16-le"), 3, len("$env:KUBEADAPT_API_KEY = '") + 1
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One finding a scan of the layout must report (or a candidate it must drop)."""
+
+    file: str  # the layout file it is in (a source that reads only some files sees only those)
+    path: str  # as reported: with archive members, ``a.whl!b.jar!c``
+    line: int
+    column: int
+    key: str = field(repr=False)
+    decoded: str | None = None
+    status: str = "unchecked"
+    drop: str | None = None  # a reason in summary.dropped, when it must not be reported
+    rule: str = "kubeadapt-api-key"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Files to scan, grouped into commits (in order, after an initial commit with a README).
+
+    ``main`` is the file that single-file and stdin sources read."""
+
+    commits: tuple[tuple[tuple[str, bytes], ...], ...]
+    main: str
+    expect: tuple[Expect, ...]
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return {name: data for group in self.commits for name, data in group}
+
+    def commit_index(self, name: str) -> int:
+        for i, group in enumerate(self.commits):
+            if any(n == name for n, _ in group):
+                return i
+        raise KeyError(name)
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted({e.key for e in self.expect})
+
+
+def one_file(
+    name: str,
+    data: bytes,
+    path: str,
+    line: int,
+    column: int,
+    key: str,
+    decoded: str | None = None,
+) -> Layout:
+    return Layout((((name, data),),), name, (Expect(name, path, line, column, key, decoded),))
+
+
+def env_lines(entries: Sequence[tuple[str, str]]) -> bytes:
+    return "".join(f"{k}={v}\n" for k, v in entries).encode()
+
+
+@dataclass(frozen=True)
+class Built:
+    """A layout committed to a repository: the initial commit, then one commit per group."""
+
+    path: Path
+    base: str  # the initial commit (README only): ranges start here
+    shas: tuple[str, ...]  # one per group of ``Layout.commits``
+
+    @property
+    def head(self) -> str:
+        return self.shas[-1]
