@@ -77,6 +77,12 @@ class Inputs:
             args = tuple(shlex.split(env.get("INPUT_ARGS", "")))
         except ValueError as exc:
             raise KascanError(f"input args: cannot split {exc}") from None
+        for a in args:
+            if a in ("-f", "--format", "--by-key") or a.startswith(("--format=", "-f")):
+                raise KascanError(
+                    f"input args: {a!r}: the Action chooses the format of stdout (its "
+                    "annotations); write another report with -o FORMAT:FILE"
+                )
         return cls(
             mode=mode,
             path=get("PATH", "."),
@@ -290,13 +296,12 @@ def _status(f: Mapping[str, object]) -> str:
 
 
 def _fails(findings: Sequence[Mapping[str, object]], fail_on: str) -> bool:
+    """The CLI's own exit-status rule (``--fail-on``), so the Action and the CLI agree."""
     if fail_on == "never":
         return False
-    if fail_on == "live":
-        return any(_status(f) in LIVE for f in findings)
-    if fail_on == "live-or-unknown":
-        return any(_status(f) in (*LIVE, "unknown") for f in findings)
-    return bool(findings)
+    from kascan.pipeline import exit_status
+
+    return exit_status([_status(f) for f in findings], fail_on) == 1
 
 
 def _append(path: str | None, text: str) -> None:

@@ -280,7 +280,9 @@ def _report(kw: dict[str, object]) -> ReportOptions:
     )
 
 
-def _verify(kw: dict[str, object]) -> tuple[VerifyOptions, str]:
+def _verify(kw: dict[str, object], recorded: bool = False) -> tuple[VerifyOptions, str]:
+    """``recorded``: the findings carry the statuses of an earlier run (``merge``), so
+    ``--fail-on`` needs no ``--verify``."""
     enabled = bool(kw.pop("verify", False))
     fail_on = str(kw.pop("fail_on", None) or "any")
     api_url = cast("str | None", kw.pop("api_url", None))
@@ -290,7 +292,7 @@ def _verify(kw: dict[str, object]) -> tuple[VerifyOptions, str]:
         concurrency=int(cast("int", kw.pop("verify_concurrency", None) or 8)),
         max_time=float(cast("float", kw.pop("verify_max_time", None) or 120.0)),
     )
-    if fail_on != "any" and not enabled:
+    if fail_on != "any" and not enabled and not recorded:
         raise click.UsageError(
             f"--fail-on {fail_on} needs --verify (without it kascan sends nothing to the API)"
         )
@@ -331,7 +333,11 @@ def run_options(
         def wrapper(*args: object, **kw: object) -> object:
             debug = bool(kw.pop("debug", False))
             report = _report(kw) if "report" in groups else ReportOptions()
-            verify, fail_on = _verify(kw) if "verify" in groups else (VerifyOptions(), "any")
+            verify, fail_on = (
+                _verify(kw, recorded=command == "merge")
+                if "verify" in groups
+                else (VerifyOptions(), "any")
+            )
             scan = _scan(kw) if {"scan", "baseline"} & set(groups) else ScanOptions()
             decoders = _decoders(kw) if "decoders" in groups else Decoders()
             kw["opts"] = RunOptions(command, report, verify, scan, decoders, fail_on, debug)

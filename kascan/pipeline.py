@@ -129,6 +129,19 @@ def verification_notes(opts: RunOptions, findings: Sequence[Finding]) -> list[st
     return notes
 
 
+def check_applies(source: Source, rules: RuleSet, warn: Warn) -> None:
+    """An allowlist by commit cannot match in a source without commits: say so (once), rather
+    than ignore it silently; the rest of that allowlist still applies."""
+    if source.has_commits:
+        return
+    every = [*rules.allowlists, *(a for r in rules.rules for a in r.allowlists)]
+    if any(a.commits for a in every):
+        warn(
+            "an allowlist by commits cannot apply here: this scan has no commits (they apply to "
+            "kascan git on history, --range and --pre-push)"
+        )
+
+
 def load_baselines(paths: Iterable[Path]) -> frozenset[str]:
     from kascan.suppress import load_baseline
 
@@ -192,6 +205,7 @@ def run(
 
     def findings() -> Iterator[Finding]:
         for src in sources:
+            check_applies(src, r.rules, r.warn)
             yield from suppressed(candidates_of(src, r, jobs), r.rules, base | src.baseline, stats)
 
     def all_notes() -> Sequence[str]:

@@ -57,7 +57,6 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None
         "findings": [finding_dict(f, ctx) for f in sorted(findings, key=Finding.sort_key)],
         "summary": ctx.stats.as_dict(),
     }
-    if ctx.repos:
-        doc["repos"] = [repo_dict(r) for r in ctx.repos]
+    doc["repos"] = [repo_dict(r) for r in ctx.repos]  # always there: [] for one source
     json.dump(doc, out, indent=2, ensure_ascii=False)
     out.write("\n")

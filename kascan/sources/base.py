@@ -38,6 +38,7 @@ class Source:
     the summary and to the suppression stage (its own config's baseline)."""
 
     label: str | None = None
+    has_commits = False  # findings name commits (history, ranges): allowlists by commit apply
 
     def __init__(self) -> None:
         self.notes: list[str] = []

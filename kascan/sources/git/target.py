@@ -231,6 +231,8 @@ def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
 class HistorySource(Source):
     """Every blob reachable from any ref, then attribution to the introducing commits."""
 
+    has_commits = True
+
     def __init__(self, target: Target, progress: bool) -> None:
         super().__init__()
         self.target = target
@@ -319,6 +321,8 @@ class StagedSource(Source):
 class RangeSource(Source):
     """The lines (and binary objects) each commit of a range adds; a key reported for the
     first commit that adds it at a path."""
+
+    has_commits = True
 
     def __init__(self, target: Target) -> None:
         super().__init__()
