@@ -472,6 +472,7 @@ class _LazyGroup(click.Group):
 
     lazy: ClassVar[dict[str, str]] = {
         "git": "kascan.commands.git",
+        "image": "kascan.commands.image",
         "merge": "kascan.commands.merge",
         "repos": "kascan.commands.repos",
     }
