@@ -271,7 +271,7 @@ class Client:
         if status == 401:
             why = (
                 "credentials refused"
-                if self.creds or self.authorization
+                if self.creds or os.environ.get(ENV_TOKEN)
                 else "no credentials (give --registry-auth FILE, a docker config.json)"
             )
             return KascanError(f"{self.ref}: {what}: 401 unauthorized{code}: {why}")
