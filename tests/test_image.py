@@ -371,3 +371,126 @@ def test_no_archives_and_baseline(world: World, run_cli: Run, tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     assert findings_of(again) == []
     assert PREFIX not in again.stdout
+
+
+# --- credentials never follow a redirect to another host ---------------------------------------
+
+
+@dataclass
+class _Seen:
+    registry: list[tuple[str, str | None]]
+    storage: list[tuple[str, str | None]]
+
+
+def _serve(handler: type) -> tuple[object, int]:
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+def test_redirected_blob_gets_no_credentials(world: World, run_cli: Run, tmp_path: Path) -> None:
+    """A registry (basic auth) that sends blob downloads to a storage host: the storage host
+    (another origin: ``localhost`` vs ``127.0.0.1``) never sees the Authorization header, and a
+    redirect to plain http off loopback is refused."""
+    import base64
+    from http.server import BaseHTTPRequestHandler
+
+    blobs = world.layout / "blobs" / "sha256"
+    index = json.loads((world.layout / "index.json").read_text())
+    entry = next(
+        e
+        for e in index["manifests"]
+        if e["annotations"]["org.opencontainers.image.ref.name"] == "app-1.0"
+    )
+    manifest = (blobs / entry["digest"].split(":")[1]).read_bytes()
+    seen = _Seen([], [])
+    good = "Basic " + base64.b64encode(b"u:p").decode()
+    target: dict[str, str] = {}
+
+    class Storage(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.storage.append((self.path, self.headers.get("Authorization")))
+            data = (blobs / self.path.rsplit(":", 1)[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Reg(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            auth = self.headers.get("Authorization")
+            seen.registry.append((self.path, auth))
+            if auth != good:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.path == "/v2/":
+                body = b"{}"
+            elif "/manifests/" in self.path:
+                body = manifest
+            else:
+                digest = self.path.rsplit("/", 1)[1]
+                self.send_response(307)
+                self.send_header("Location", target["base"] + "/store/" + digest)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", entry["mediaType"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    storage, sport = _serve(Storage)
+    reg, rport = _serve(Reg)
+    auth = tmp_path / "auth.json"
+    auth.write_text(
+        json.dumps({"auths": {f"127.0.0.1:{rport}": {"username": "u", "password": "p"}}})
+    )
+    try:
+        target["base"] = f"http://localhost:{sport}"
+        r = scan(run_cli, "--registry-auth", auth, f"127.0.0.1:{rport}/team/app:1.0")
+        assert r.returncode == 1, r.stderr
+        assert summary(r, world.keys) == app_expected(world)
+        assert seen.storage and all(a is None for _, a in seen.storage)
+        assert any(a == good for p, a in seen.registry if "/manifests/" in p)
+        seen.storage.clear()
+        target["base"] = "http://storage.example.com"
+        r = scan(run_cli, "--registry-auth", auth, f"127.0.0.1:{rport}/team/app:1.0")
+        one_error(r, "refused (https only, plain http only to loopback)")  # the config's blob
+        assert "redirect to http://storage.example.com/store/sha256:" in r.stderr
+        assert seen.storage == []
+    finally:
+        for s in (storage, reg):
+            s.shutdown()  # type: ignore[attr-defined]
+            s.server_close()  # type: ignore[attr-defined]
+
+
+def test_github_workflow_example_scans_the_built_image() -> None:
+    from importlib.resources import files
+
+    import jsonschema
+    import yaml
+
+    from tests.conftest import ROOT
+
+    doc = yaml.safe_load((ROOT / "examples" / "github-actions" / "kascan-image.yml").read_text())
+    doc["on"] = doc.pop(True)  # YAML 1.1 reads the key `on` as a boolean
+    schema_file = files("check_jsonschema.builtin_schemas.vendor") / "github-workflows.json"
+    jsonschema.validate(doc, json.loads(schema_file.read_text("utf-8")))
+    steps = doc["jobs"]["image"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "type=oci,dest=image.tar" in runs
+    assert 'kascan image "oci-archive:image.tar" -o kascan.sarif' in runs
+    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif@") for s in steps)
