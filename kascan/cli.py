@@ -20,6 +20,7 @@ class _LazyGroup(click.Group):
     lazy: ClassVar[dict[str, str]] = {
         "scan": "kascan.commands.scan",
         "git": "kascan.commands.git",
+        "image": "kascan.commands.image",
         "merge": "kascan.commands.merge",
         "repos": "kascan.commands.repos",
         "verify": "kascan.commands.verify",

@@ -111,13 +111,14 @@ def dedupe_repos(refs: Iterable[str]) -> list[str]:
     return out
 
 
-def read_repos_file(path: Path) -> list[str]:
-    """One path or clone URL a line; blank lines and ``#`` comments are skipped."""
+def read_repos_file(path: Path, option: str = "--repos-from") -> list[str]:
+    """One path, clone URL (or image reference) a line; blank lines and ``#`` comments are
+    skipped."""
     try:
         text = click.open_file(str(path), encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KascanError(f"cannot read --repos-from {path}: {reason}") from None
+        raise KascanError(f"cannot read {option} {path}: {reason}") from None
     out = []
     for line in text.splitlines():
         line = line.strip()

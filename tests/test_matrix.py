@@ -55,11 +55,6 @@ def _cells(sources: Iterable[str], caps: Iterable[str]) -> list[tuple[str, str]]
 # (the bug in one line, the cells it breaks)
 BUGS: list[tuple[str, list[tuple[str, str]]]] = [
     # (reason, cells): a cell listed here must fail (strict xfail); fixed bugs leave the table
-    (
-        "a zip that is not a seekable file (a member of a wheel, stdin) is cut at 64 KiB: 'no end of "
-        "central directory'",
-        _cells(ALL_SOURCES, ("wheel_jar",)),
-    ),
 ]
 
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}

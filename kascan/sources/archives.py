@@ -394,7 +394,12 @@ def _zip_members(
     if seekable:
         fh = cast("IO[bytes]", src)
     else:
-        data = src.read(limits.max_in_memory + 1)
+        parts: list[bytes] = []  # read() may return less (the replayed sniff): loop to EOF
+        size = 0
+        while size <= limits.max_in_memory and (block := src.read(limits.max_in_memory + 1 - size)):
+            parts.append(block)
+            size += len(block)
+        data = b"".join(parts)
         if len(data) > limits.max_in_memory:
             warn(
                 f"{path}: zip not in a seekable file and over "
