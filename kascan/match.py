@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from kascan.engine import hits as needle_hits
 from kascan.heuristics import entropy, is_placeholder
 from kascan.model import Candidate, Chunk, DropReason, Finding, Secret
 from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX, Rule, RuleSet
@@ -33,10 +34,12 @@ class _Hit:
 
 def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
     """The built-in rule, confirmed without the regex engine: prefix, boundaries, 32 alnum."""
-    find = data.find
-    pos = find(_PREFIX, lo, hi)
     n = len(data)
-    while pos != -1:
+    for pos in needle_hits(data).prefix:  # every needle found in one pass (kascan.engine)
+        if pos < lo:
+            continue
+        if pos + len(_PREFIX) > hi:
+            break
         end = pos + _KEY_LEN
         if (
             (pos == 0 or data[pos - 1] not in _WORD)
@@ -47,7 +50,6 @@ def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
             if body.isalnum() and body.isascii():
                 key = data[pos:end].decode("ascii")
                 yield _Hit(rule, pos, key, key)
-        pos = find(_PREFIX, pos + 1, hi)
 
 
 def _regex_hits(

@@ -10,13 +10,9 @@ Every chunk still goes to the matcher as it is; after it come small decoded chun
 * UTF-16 (LE and BE, with or without BOM): ``ka_live_`` as 16-bit units; the line around the hit
   is decoded, and lines and columns are counted in characters of the UTF-16 text.
 
-Cost on plain text: CPython has no multi-pattern search, and a ``bytes.find`` per needle would cost
-a third of a scan. Instead every single needle (and 5 of the 9 base64-of-base64 ones) contains a
-``V``, a rare letter in text: one ``memchr`` loop over the Vs checks the byte before each V, and
-only a real needle (or V-dense, base64-like text) leads to the full search. The other 4
-base64-of-base64 needles all contain a ``W`` and are looked for in small text chunks (< 4 KiB:
-Secrets, config files) and in V-dense ones. UTF-16 is looked for only in chunks with NUL bytes
-(one ``memchr``).
+Cost: every needle (the prefix, the base64 ones, UTF-16) is found in one pass over the chunk by
+:mod:`kascan.engine` (Hyperscan, or a ``bytes.find`` fallback); the decoders only confirm around
+its hits. UTF-16 is looked for only in chunks with NUL bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from kascan.engine import hits as needle_hits
 from kascan.model import Chunk, Decoders
 from kascan.rules import BUILTIN_PREFIX
 
@@ -100,63 +97,21 @@ def _plan() -> _Plan:
     return _PLAN[0]
 
 
-def _anchor_loop(data: bytes, lo: int, anchor: int, table: Anchors, limit: int) -> int:
-    """-1 when a needle is found; else how many anchors were seen (``limit + 1``: more)."""
-    get = table.get
-    find = data.find
-    p = find(anchor, lo + 1)
-    for seen in range(limit + 1):
-        if p == -1:
-            return seen
-        cands = get(data[p - 1])
-        if cands is not None:
-            for k, n in cands:
-                if p >= k and data.startswith(n.text, p - k):
-                    return -1
-        p = find(anchor, p + 1)
-    return limit + 1
+def needle_texts() -> tuple[bytes, ...]:
+    """The base64 needles' bytes, in the order of :mod:`kascan.engine`'s ``Hits.base64`` index."""
+    return tuple(n.text for n in _plan().needles)
 
 
 def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
-    """The cheap gate, run on every chunk: a ``memchr`` loop over the (rare) ``V`` bytes.
-
-    True when a V completes an encoded-prefix needle. In text (no NUL byte) also when V is dense
-    (base64-like content, where every needle is then looked for), and for a small text chunk
-    (a Secret, a config file) when a W completes one of the needles that have no V.
-    """
-    plan = _PLAN[0] if _PLAN else _plan()
-    size = len(data) - lo
-    limit = (size >> 7) + 1 if text else size  # base64 has a V every 64 characters, text ~1000
-    get = plan.by_v.get
-    find = data.find
-    p = find(86, lo + 1)  # "V"
-    for _ in range(limit):  # inlined _anchor_loop: this runs for every chunk
-        if p == -1:
-            break
-        cands = get(data[p - 1])
-        if cands is not None:
-            for k, n in cands:
-                if p >= k and data.startswith(n.text, p - k):
-                    return True
-        p = find(86, p + 1)
-    else:
-        if p != -1 and text:
-            return True  # dense
-    return text and size < _SMALL and _anchor_loop(data, lo, 87, plan.by_w, size) < 0
+    """Whether an encoded-prefix needle starts at or after ``lo``: exact, from the one pass of
+    :mod:`kascan.engine` over the chunk (``text`` is no longer needed)."""
+    return any(s >= lo for s, _i in needle_hits(data).base64)  # exact: kascan.engine
 
 
 def _find_needles(data: bytes, lo: int, hi: int) -> list[tuple[int, _Needle]]:
     """(start, needle) for every needle starting in [lo, hi), in order."""
-    hits: list[tuple[int, _Needle]] = []
-    find = data.find
-    for n in _plan().needles:
-        stop = hi + len(n.text)
-        s = find(n.text, lo, stop)
-        while s != -1:
-            hits.append((s, n))
-            s = find(n.text, s + 1, stop)
-    hits.sort(key=lambda h: h[0])
-    return hits
+    needles = _plan().needles  # all found in one pass of kascan.engine, sorted by start
+    return [(s, needles[i]) for s, i in needle_hits(data).base64 if lo <= s <= hi]
 
 
 def _run_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
@@ -261,9 +216,9 @@ def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
     lo, hi = chunk.fresh, len(data) - chunk.tail
     at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
     bom = data[:2] if at_start and data[:2] in (b"\xff\xfe", b"\xfe\xff") else b""
-    find = data.find
-    p = find(UTF16_PREFIX, lo, hi)
-    while p != -1:
+    for p in needle_hits(data).utf16:  # found in one pass of kascan.engine
+        if p < lo or p + len(UTF16_PREFIX) > hi:
+            continue
         # ASCII in UTF-16 reads the same in both byte orders one byte apart: big-endian only
         # with its BOM, or for a whole file that starts with a NUL and has the hit at an odd offset
         if bom == b"\xfe\xff" or (not bom and at_start and p % 2 and data[:1] == b"\0"):
@@ -272,7 +227,6 @@ def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
             enc, unit, nl = "utf-16-le", p, b"\n\0"
         if unit >= 0:
             yield _utf16_line(chunk, enc, unit, nl, 2 if bom else 0)
-        p = find(UTF16_PREFIX, p + 1, hi)
 
 
 def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chunk:

@@ -122,16 +122,28 @@ class BlobStream:
     def _parse(self, fd: int) -> Iterator[Chunk]:
         """``<id> blob <size>\\n<bytes>\\n`` records, from large reads, without a line reader.
 
-        With a gate, ``hit`` is where it next occurs in ``buf`` at or after the record being
-        parsed (-1: not before the end of the buffer); it is searched again only when a record
-        starts after it or the buffer grows, so most blobs cost no search of their own.
+        With a gate, every read is scanned once, as it arrives, for every needle (the prefix and
+        the decoders' encoded forms: :class:`kascan.engine.Stream`, Hyperscan's streaming mode);
+        ``hits`` holds the needles not yet passed, by absolute offset in the stream (``base`` is
+        that of ``buf[0]``). A blob is handed on when the prefix starts in it, or when another
+        needle does or its first bytes are an archive's and ``wants`` then says so; most blobs
+        cost no search of their own.
         """
+        from collections import deque
+
+        from kascan.engine import PREFIX_ID, Stream, needles
+
         gate, wants, label, display = self.gate, self.wants, self.label, self.repo.display
-        glen = len(gate) if gate else 0
+        stream = Stream() if gate else None
+        lengths = tuple(len(n) for n in needles())
+        hits: deque[tuple[int, int]] = deque()
+        base = 0
+        sniff: Callable[[bytes], str | None] | None = None
+        if wants is not None:
+            from kascan.sources.archives import sniff
         read = os.read
         buf = bytearray()
         pos = 0  # start of the next record in buf
-        hit = -1
         blobs = nbytes = lfs = 0
         progress = self.progress
         while True:
@@ -143,10 +155,11 @@ class BlobStream:
                         raise KascanError(f"git cat-file stopped early in {display}")
                     break
                 del buf[:pos]  # O(1) in CPython: the bytearray moves its start
+                base += pos
                 pos = 0
                 buf += block
-                if gate:
-                    hit = buf.find(gate)
+                if stream is not None:
+                    hits.extend(stream.feed(block))
                 if progress is not None:
                     progress(blobs, self._listed, nbytes)
                 continue
@@ -177,11 +190,16 @@ class BlobStream:
                 if buf[:1] != b"\n":
                     raise KascanError(f"git cat-file gave an unexpected reply in {display}")
                 pos = 1
-                if gate:
-                    hit = buf.find(gate)
+                if stream is not None:  # the big blob was read past the stream: a new one
+                    stream.close()
+                    stream = Stream(stream.engine)
+                    hits.clear()
+                    base = 0
+                    hits.extend(stream.feed(buf))
                 continue
             if end >= len(buf):  # the record is not all in the buffer yet
                 del buf[:pos]
+                base += pos
                 start -= pos
                 end -= pos
                 pos = 0
@@ -190,20 +208,28 @@ class BlobStream:
                     if not block:
                         raise KascanError(f"git cat-file stopped early in {display}")
                     buf += block
-                if gate:
-                    hit = buf.find(gate)
+                    if stream is not None:
+                        hits.extend(stream.feed(block))
             if size < 256 and buf.startswith(LFS_POINTER, start):
                 lfs += 1
-            if gate:
-                if 0 <= hit < start:
-                    hit = buf.find(gate, start)
-                if hit == -1 or hit + glen > end:
-                    data = bytes(buf[start:end]) if wants is not None else b""
-                    if wants is None or not wants(data):
+            if stream is not None:
+                kinds = 0  # 1: the prefix starts in this blob; 2: another needle does
+                blob_lo, blob_hi = base + start, base + end
+                while hits and hits[0][0] + lengths[hits[0][1]] <= blob_hi:
+                    at, id = hits.popleft()
+                    if at >= blob_lo:
+                        kinds |= 1 if id == PREFIX_ID else 2
+                if kinds & 1:
+                    data = bytes(buf[start:end])
+                else:
+                    # the decoders' first tests: another needle, or an archive's magic bytes
+                    maybe = sniff is not None and (
+                        kinds > 0 or sniff(bytes(buf[start : start + 512])) is not None
+                    )
+                    data = bytes(buf[start:end]) if maybe else b""
+                    if not maybe or wants is None or not wants(data):
                         pos = end + 1
                         continue
-                else:
-                    data = bytes(buf[start:end])
             else:
                 data = bytes(buf[start:end])
             oid = buf[pos : buf.find(b" ", pos)].decode()

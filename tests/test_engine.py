@@ -1,0 +1,282 @@
+"""The one-pass needle engine: Hyperscan and the ``bytes.find`` fallback give the same hits as a
+brute-force search, in block and streaming mode, on random bytes with keys planted in every
+encoding (also across chunk edges); and whole scans report the same findings with either engine
+and with any ``--jobs``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kascan import engine
+from kascan.engine import Hits, Stream, needles, scan_hyperscan, scan_python
+from kascan.sources.stream import OVERLAP, WINDOW
+from tests.conftest import ALNUM, PREFIX, GitRepo, Result, findings_of, make_key
+
+Run = Callable[..., Result]
+ENGINES = ("hyperscan", "python")
+SCANS = {"hyperscan": scan_hyperscan, "python": scan_python}
+
+
+def brute(data: bytes) -> Hits:
+    """Ground truth: every needle at every offset, by ``startswith``."""
+    texts = needles()
+    found = Hits()
+    for at in range(len(data)):
+        for id, text in enumerate(texts):
+            if data.startswith(text, at):
+                if id == 0:
+                    found.prefix.append(at)
+                elif id == len(texts) - 1:
+                    found.utf16.append(at)
+                else:
+                    found.base64.append((at, id - 1))
+    return found
+
+
+def encodings(key: str, pad: int) -> list[bytes]:
+    """The key in every form the decoders look for; ``pad`` bytes before it shift the base64
+    alignment."""
+    raw = b"=" * pad + key.encode()
+    b64 = base64.b64encode(raw)
+    return [
+        key.encode(),
+        b64,
+        base64.urlsafe_b64encode(raw),
+        base64.b64encode(b"x" * pad + b64),  # base64 of base64
+        base64.urlsafe_b64encode(b64),
+        key.encode("utf-16-le"),
+        key.encode("utf-16-be"),
+        "\ufeff".encode("utf-16-le") + key.encode("utf-16-le"),
+    ]
+
+
+keys = st.text(alphabet=ALNUM, min_size=32, max_size=32).map(lambda b: PREFIX + b)
+plants = st.lists(
+    st.tuples(st.floats(0, 1), keys, st.integers(0, 5), st.integers(0, 7)), max_size=6
+)
+
+
+def planted(noise: bytes, items: list[tuple[float, str, int, int]]) -> bytes:
+    data = bytearray(noise)
+    for where, key, pad, form in items:
+        at = int(where * len(data))
+        data[at:at] = encodings(key, pad)[form]
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(noise=st.binary(max_size=1500), items=plants)
+def test_block_scan_finds_every_needle_exactly(
+    name: str, noise: bytes, items: list[tuple[float, str, int, int]]
+) -> None:
+    data = planted(noise, items)
+    got = SCANS[name](data)
+    assert got == brute(data)
+    assert got == SCANS["python" if name == "hyperscan" else "hyperscan"](data)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    noise=st.binary(max_size=1500),
+    items=plants,
+    cuts=st.lists(st.integers(0, 1600), max_size=8),
+)
+def test_stream_finds_needles_across_chunk_edges(
+    name: str, noise: bytes, items: list[tuple[float, str, int, int]], cuts: list[int]
+) -> None:
+    data = planted(noise, items)
+    # also a cut inside every planted form: the needle then straddles two blocks
+    edges = sorted({min(c, len(data)) for c in cuts} | {len(data)})
+    lengths = [len(t) for t in needles()]
+    stream = Stream(name)  # type: ignore[arg-type]
+    fed: list[tuple[int, int]] = []
+    last = 0
+    for edge in edges:
+        fed.extend(stream.feed(data[last:edge]))
+        last = edge
+    stream.close()
+    whole = brute(data)
+    want = [(p, 0) for p in whole.prefix]
+    want += [(s, i + 1) for s, i in whole.base64]
+    want += [(p, len(lengths) - 1) for p in whole.utf16]
+    key = lambda h: (h[0] + lengths[h[1]], h[1], h[0])  # noqa: E731
+    assert sorted(fed, key=key) == sorted(want, key=key)
+    ends = [s + lengths[i] for s, i in fed]
+    assert ends == sorted(ends)  # reported in the order they end
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_overlapping_and_dense_needles(name: str) -> None:
+    rng = random.Random(5)
+    dense = PREFIX.encode() * 300 + b"\0" + ("ka_live_" * 3).encode("utf-16-le")
+    b64 = b"".join(base64.b64encode(make_key(rng).encode()) for _ in range(200))
+    for data in (dense, b64, b"V" * 5000 + b"W" * 5000, b"\0" * 100_000, b""):
+        assert SCANS[name](data) == brute(data) if len(data) < 20_000 else True
+        assert SCANS[name](data) == SCANS["python"](data)
+
+
+def test_hits_are_scanned_once_per_chunk() -> None:
+    data = b"x" * 100 + PREFIX.encode() + b"y" * 100
+    first = engine.hits(data)
+    assert engine.hits(data) is first  # the matcher and each decoder share one scan
+    assert first.prefix == [100]
+    other = bytes(bytearray(data))  # equal bytes, another object: scanned again
+    assert engine.hits(other) is not first and engine.hits(other) == first
+
+
+def _engine_in_subprocess(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_engine_choice(env: dict[str, str]) -> None:
+    show = "from kascan import engine; print(engine.engine_name())"
+    assert _engine_in_subprocess(show, env).stdout.strip() == "hyperscan"
+    forced = _engine_in_subprocess(show, {**env, "KASCAN_ENGINE": "python"})
+    assert forced.stdout.strip() == "python"
+    # hyperscan missing (no wheel for the platform): the fallback, unless it was asked for
+    missing = "import sys; sys.modules['hyperscan'] = None; " + show
+    assert _engine_in_subprocess(missing, env).stdout.strip() == "python"
+    asked = _engine_in_subprocess(missing, {**env, "KASCAN_ENGINE": "hyperscan"})
+    assert asked.returncode != 0 and "hyperscan module cannot be imported" in asked.stderr
+
+
+def test_cli_without_hyperscan_is_one_line_exit_2(
+    run_cli: Run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "a.txt").write_text("nothing\n")
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "hyperscan.py").write_text("raise ImportError('no wheel here')\n")
+    r = run_cli(
+        "scan",
+        tmp_path / "a.txt",
+        extra_env={"KASCAN_ENGINE": "hyperscan", "PYTHONPATH": str(blocker)},
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "KASCAN_ENGINE=hyperscan" in r.stderr
+    ok = run_cli("scan", tmp_path / "a.txt", extra_env={"PYTHONPATH": str(blocker)})
+    assert ok.returncode == 0, ok.stderr  # missing: the fallback runs
+
+
+# --------------------------------------------------------------------------- whole scans
+
+
+FOUND_FORMS = 6  # forms a whole scan reports: not big-endian UTF-16 without a BOM mid-file
+
+
+def _edge_file(rng: random.Random) -> tuple[bytes, int]:
+    """~4 MiB of binary noise with a key straddling each window edge (where a chunk's fresh bytes
+    end, and where its bytes end), cycling through the forms, and more at random places."""
+    targets = [
+        (k * WINDOW - d, j)
+        for j, (k, d) in enumerate((k, d) for k in (1, 2, 3, 4) for d in (OVERLAP, 0))
+    ]
+    targets += [(rng.randrange(4 * WINDOW), j) for j in range(FOUND_FORMS)]
+    out = bytearray(b"\1\0" * 4)  # binary from its first bytes: UTF-16 is looked for
+    for edge, j in sorted(targets):
+        enc = b"\n" + encodings(make_key(rng), j % 3)[j % FOUND_FORMS] + b"\n"
+        fill = max(edge - len(enc) // 2 - len(out), 0)
+        out += rng.randbytes(fill).replace(b"ka_", b"kb_").replace(b"k\0a", b"k\0b") + enc
+    out += rng.randbytes(1000)
+    return bytes(out), len(targets)
+
+
+def test_same_findings_with_both_engines_across_window_edges(
+    run_cli: Run, tmp_path: Path, rng: random.Random
+) -> None:
+    data, n = _edge_file(rng)
+    f = tmp_path / "edges.bin"
+    f.write_bytes(data)
+    runs = {
+        name: run_cli("scan", f, "-f", "json", extra_env={"KASCAN_ENGINE": name})
+        for name in ENGINES
+    }
+    for r in runs.values():
+        assert r.returncode == 1, r.stderr
+    found = {name: findings_of(r) for name, r in runs.items()}
+    assert found["hyperscan"] == found["python"]
+    assert len(found["python"]) == n
+    # stdin, read line by line as it arrives: where its chunks end depends on the pipe's timing,
+    # and with it whether a chunk looks binary (UTF-16 is looked for only then); text is not
+    text = b"".join(
+        rng.randbytes(3000).hex().encode() + b"\n" + encodings(make_key(rng), i % 3)[i % 5] + b"\n"
+        for i in range(40)
+    )
+    piped = {
+        name: run_cli("scan", "-", "-f", "json", input=text, extra_env={"KASCAN_ENGINE": name})
+        for name in ENGINES
+    }
+    assert findings_of(piped["python"]) == findings_of(piped["hyperscan"])
+    assert len(findings_of(piped["python"])) == 40
+
+
+def test_jobs_n_equals_jobs_1_with_both_engines(
+    run_cli: Run, tmp_path: Path, rng: random.Random
+) -> None:
+    tree = tmp_path / "tree"
+    for i in range(60):
+        d = tree / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        forms = encodings(make_key(rng), i % 3)
+        body = rng.randbytes(200).hex().encode() + b"\n" + forms[i % 5] + b"\n"
+        if i % 10 == 0:
+            body = "\ufeff".encode("utf-16-le") + ("x = " + make_key(rng) + "\n").encode(
+                "utf-16-le"
+            )
+        (d / f"f{i:02d}.txt").write_bytes(body)
+    outs = {}
+    for name in ENGINES:
+        for jobs in ("1", "2"):
+            r = run_cli(
+                "scan", tree, "--jobs", jobs, "-f", "json", extra_env={"KASCAN_ENGINE": name}
+            )
+            assert r.returncode == 1, r.stderr
+            outs[name, jobs] = json.loads(r.stdout)["findings"]
+    first = outs["hyperscan", "1"]
+    assert len(first) == 60
+    assert all(v == first for v in outs.values())
+
+
+def test_history_same_findings_with_both_engines(
+    run_cli: Run, git_repo: GitRepo, rng: random.Random
+) -> None:
+    """The blob stream in streaming mode: keys in every form, in blobs around a blob bigger than
+    a window (read past the stream, which then starts anew)."""
+    n = 0
+    for c in range(4):
+        files: dict[str, str | bytes] = {}
+        for form in range(7):
+            if form < FOUND_FORMS:
+                enc = encodings(make_key(rng), form % 3)[form]
+                files[f"c{c}/k{form}.bin"] = b"\0\1" + enc + b"\n"
+                n += 1
+        if c == 1:
+            big = bytearray(rng.randbytes(WINDOW + 5000).replace(b"ka_", b"kb_"))
+            big[WINDOW - 20 : WINDOW - 20] = make_key(rng).encode()
+            files["big.bin"] = bytes(big)
+            n += 1
+        files[f"c{c}/plain.txt"] = "nothing here\n" * (c + 1)
+        git_repo.commit(f"c{c}", files)
+    outs = {
+        name: run_cli("git", git_repo.path, "-f", "json", extra_env={"KASCAN_ENGINE": name})
+        for name in ENGINES
+    }
+    for r in outs.values():
+        assert r.returncode == 1, r.stderr
+    found = {name: findings_of(r) for name, r in outs.items()}
+    assert found["hyperscan"] == found["python"]
+    assert len(found["python"]) == n
