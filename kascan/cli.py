@@ -55,6 +55,8 @@ class Options:
     fail_on: str = "any"
     sarif_category: str | None = None
     path_prefix: str = ""
+    baselines_in_use: tuple[Path, ...] = ()  # a JSON report over one keeps its entries
+    ignore_baselines: bool = False  # ``kascan baseline update`` scans without any baseline
 
 
 def parse_output(value: str, default_fmt: str) -> Output:
@@ -280,6 +282,7 @@ def _options(command: str, **kw: object) -> Options:
         fail_on=fail_on,
         sarif_category=str(kw["sarif_category"]) if kw.get("sarif_category") else None,
         path_prefix=str(kw.get("path_prefix") or ""),
+        ignore_baselines=bool(kw.get("ignore_baselines")),
     )
 
 
@@ -347,6 +350,10 @@ class Reporter:
         from kascan.report import renderer
 
         render = renderer(fmt)
+        if fmt == "json" and any(_same_file(path, b) for b in self.opts.baselines_in_use):
+            from kascan.commands.baseline import keeping_entries
+
+            render = keeping_entries(render, path)
         tmp: str | None = None
         try:
             if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace
@@ -373,6 +380,13 @@ class Reporter:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def _is_special(path: Path) -> bool:
@@ -458,9 +472,22 @@ def verification_notes(opts: Options, findings: Sequence[Finding]) -> list[str]:
     return notes
 
 
-def load_baselines(paths: Sequence[Path]) -> frozenset[str]:
+def load_baselines(paths: Sequence[Path], opts: Options | None = None) -> frozenset[str]:
+    """The baselined fingerprints. With ``opts``: a report about to be written over a baseline in
+    use keeps its entries (JSON) or is refused before the scan (any other format)."""
     from kascan.suppress import load_baseline
 
+    if opts is not None:
+        if opts.ignore_baselines:
+            return frozenset()
+        for o in opts.outputs:
+            hit = next((b for b in paths if o.path and _same_file(o.path, b)), None)
+            if hit is not None and o.fmt != "json":
+                raise KascanError(
+                    f"refusing to write a {o.fmt} report over the baseline {hit} in use "
+                    "(its entries would be lost): write it elsewhere"
+                )
+        opts.baselines_in_use = tuple(paths)
     out: frozenset[str] = frozenset()
     for p in paths:
         out |= load_baseline(p)
@@ -471,6 +498,7 @@ class _LazyGroup(click.Group):
     """Commands defined in ``kascan.commands.<name>`` are imported only when used (fast start)."""
 
     lazy: ClassVar[dict[str, str]] = {
+        "baseline": "kascan.commands.baseline",
         "git": "kascan.commands.git",
         "merge": "kascan.commands.merge",
         "repos": "kascan.commands.repos",
@@ -558,7 +586,7 @@ def scan(
     for cfg in configs.values():
         if cfg.baseline is not None and cfg.baseline not in baseline_paths:
             baseline_paths.append(cfg.baseline)
-    baseline = load_baselines(baseline_paths)
+    baseline = load_baselines(baseline_paths, opts)
 
     def candidates(rep: Reporter, rules: RuleSet) -> Iterator[Candidate]:
         from kascan.match import find_candidates

@@ -259,7 +259,7 @@ def git(
             cfg_baseline = t.config.baseline if t.config is not None else None
             if cfg_baseline is not None and cfg_baseline not in baseline_paths:
                 baseline_paths.append(cfg_baseline)
-        baseline = load_baselines(baseline_paths)
+        baseline = load_baselines(baseline_paths, opts)
 
         def matched(rep: Reporter, rules: RuleSet) -> Iterator[Candidate]:
             for msg in early:

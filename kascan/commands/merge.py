@@ -120,7 +120,7 @@ def merge(reports: tuple[Path, ...], by_key: bool, **kw: object) -> int:
     for rep in loaded:
         stats.merge(rep.stats)
     findings = merge_findings([r.findings for r in loaded], stats)
-    baseline = load_baselines(opts.baselines)
+    baseline = load_baselines(opts.baselines, opts)
     if baseline:
         before = len(findings)
         findings = [f for f in findings if f.fingerprint not in baseline]

@@ -54,7 +54,7 @@ def run_sweep(
     reporter = Reporter(opts, stats)
     sel = resolve_repos(args, query, reporter.warn)
     rules = load_rules(opts.rules)
-    baseline = load_baselines(opts.baselines)
+    baseline = load_baselines(opts.baselines, opts)
     state = (
         StateStore(state_dir, config_fingerprint(_config_parts(opts, baseline)))
         if state_dir is not None
