@@ -19,6 +19,7 @@ from typing import TextIO
 from kascan import __version__
 from kascan.model import Finding
 from kascan.report import ReportContext, RepoSummary, shown
+from kascan.report.text_report import plural
 from kascan.stats import human_bytes
 
 _ASSETS = Path(__file__).with_name("assets")
@@ -167,7 +168,7 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None
     s = ctx.stats
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(s.dropped.items()) if n)
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(s.skipped.items()) if n)
-    notes = [f"{s.candidates} candidates" + (f", dropped {dropped}" if dropped else "")]
+    notes = [plural(s.candidates, "candidate") + (f", dropped {dropped}" if dropped else "")]
     if skipped:
         notes.append(f"skipped {skipped}")
     if s.unreadable:
