@@ -220,6 +220,34 @@ def test_page_renders_in_chromium(fleet: Fleet, tmp_path: Path) -> None:
     assert "3 of 4 keys shown" not in text and "4 of 4 keys shown" in text
 
 
+def page_data(html: str) -> dict[str, object]:
+    """The JSON block of a page, as its script reads it."""
+    start = html.index('<script type="application/json" id="kascan-data">')
+    block = html[start:].split(">", 1)[1].split("</script>", 1)[0]
+    assert "<" not in block and ">" not in block and "&" not in block
+    doc: dict[str, object] = json.loads(block)
+    return doc
+
+
+def test_merged_fleet_report_and_lossless_data(fleet: Fleet, tmp_path: Path, run_cli: Run) -> None:
+    merged = tmp_path / "merged.html"
+    js = fleet.html.with_name("report.json")  # the sweep's JSON report
+    res = run_cli("merge", js, "-o", merged, "-q")
+    assert res.returncode == 1, res.output
+    data = page_data(merged.read_text())
+    keys = data["keys"]
+    assert isinstance(keys, list) and len(keys) == 4
+    places = {loc["path"] for k in keys for loc in k["locations"]}
+    assert f"tests/{HOSTILE}.env" in places  # escaped for the page, exactly the same when read
+    repos = data["repos"]
+    assert isinstance(repos, list)
+    assert [(r["repo"], r["keys"], r["commits"]) for r in repos] == [
+        ("shop-api", 3, 3),
+        ("infra", 2, 5),
+    ]
+    assert page_data(fleet.html.read_text())["keys"] == keys  # the sweep's page says the same
+
+
 def test_screenshot_for_the_readme(fleet: Fleet, tmp_path: Path) -> None:
     png = tmp_path / "shot.png"
     res = chromium(fleet.html, tmp_path, "--window-size=1280,1000", f"--screenshot={png}")
