@@ -6,7 +6,8 @@ Safety: everything in the page that came from the scan (paths, repository names,
 emails, organization names; commit messages are never included) is either HTML-escaped by
 :func:`html.escape` or carried in a JSON block whose ``<``, ``>`` and ``&`` are ``\\u`` escapes,
 and put into the page with ``textContent`` only. A Content-Security-Policy allows only this
-page's own script and style (by hash): the page loads nothing and sends nothing. Keys are redacted unless ``--show-secrets``.
+page's own script and style (by hash): the page loads nothing and sends nothing. Keys are
+redacted unless ``--show-secrets``.
 """
 
 from __future__ import annotations
