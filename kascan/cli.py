@@ -19,6 +19,7 @@ class _LazyGroup(click.Group):
 
     lazy: ClassVar[dict[str, str]] = {
         "scan": "kascan.commands.scan",
+        "baseline": "kascan.commands.baseline",
         "git": "kascan.commands.git",
         "image": "kascan.commands.image",
         "merge": "kascan.commands.merge",

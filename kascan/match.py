@@ -11,6 +11,12 @@ from kascan.model import Candidate, Chunk, DropReason, Finding, Secret
 from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX, Rule, RuleSet
 
 ALLOW_PRAGMA = b"kascan:allow"
+# the inline allows of gitleaks and detect-secrets, honoured so that teams moving over keep theirs
+FOREIGN_PRAGMAS: tuple[tuple[bytes, DropReason], ...] = (
+    (b"gitleaks:allow", "gitleaks-allow"),
+    (b"pragma: allowlist secret", "detect-secrets-allow"),
+    (b"pragma:allowlist secret", "detect-secrets-allow"),
+)
 REGEX_TIMEOUT = 2.0  # seconds per rule per chunk; a rule that times out is skipped with a warning
 _PREFIX = BUILTIN_PREFIX.encode()
 _KEY_LEN = len(_PREFIX) + BUILTIN_BODY_LEN
@@ -136,6 +142,13 @@ def scan_chunk(
         yield _candidate(chunk, hit, line, rules)
 
 
+def _foreign_allow(data: bytes, lo: int, hi: int) -> DropReason | None:
+    for pragma, reason in FOREIGN_PRAGMAS:
+        if data.find(pragma, lo, hi) != -1:
+            return reason
+    return None
+
+
 def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet) -> Candidate:
     data = chunk.data
     line_start = data.rfind(b"\n", 0, hit.start) + 1
@@ -167,6 +180,8 @@ def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet) -> Candidate:
         drop = "placeholder"
     elif data.find(ALLOW_PRAGMA, line_start, line_end) != -1:
         drop = "inline-allow"
+    elif (foreign := _foreign_allow(data, line_start, line_end)) is not None:
+        drop = foreign
     line_text = ""
     if drop is None and (hit.rule.allowlists or rules.allowlists):
         line_text = data[line_start:line_end].decode("utf-8", "replace")

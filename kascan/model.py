@@ -12,7 +12,14 @@ from typing import Literal
 
 Status = Literal["live", "live-limited", "inactive", "unknown", "unchecked"]
 STATUSES: tuple[Status, ...] = ("live", "live-limited", "inactive", "unknown", "unchecked")
-DropReason = Literal["placeholder", "low-entropy", "allowlist", "inline-allow"]
+DropReason = Literal[
+    "placeholder",
+    "low-entropy",
+    "allowlist",
+    "inline-allow",
+    "gitleaks-allow",  # gitleaks:allow on the line
+    "detect-secrets-allow",  # pragma: allowlist secret on the line
+]
 
 REDACT_KEEP = 4
 

@@ -56,6 +56,7 @@ class ScanOptions:
     excludes: tuple[str, ...] = ()
     baselines: tuple[Path, ...] = ()
     config: Path | None = None
+    ignore_baselines: bool = False  # ``kascan baseline update``: a scan that no baseline hides
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +310,7 @@ def _scan(kw: dict[str, object]) -> ScanOptions:
         excludes=tuple(cast("Sequence[str]", kw.pop("excludes", ()) or ())),
         baselines=tuple(cast("Sequence[Path]", kw.pop("baselines", ()) or ())),
         config=cast("Path | None", kw.pop("config", None)),
+        ignore_baselines=bool(kw.pop("ignore_baselines", False)),
     )
 
 

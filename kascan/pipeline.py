@@ -151,6 +151,34 @@ def load_baselines(paths: Iterable[Path]) -> frozenset[str]:
     return out
 
 
+def baselines_in_use(
+    opts: RunOptions, sources: Sequence[Source], reporter: Reporter
+) -> frozenset[str]:
+    """The command line's baselines (each source adds its config's). A report written over a
+    baseline in use keeps its entries (JSON) or, in any other format, is refused before anything
+    is scanned; ``kascan baseline update`` scans with no baseline at all."""
+    if opts.scan.ignore_baselines:
+        for src in sources:
+            src.baseline = frozenset()
+        return frozenset()
+    paths = [*opts.scan.baselines, *(p for src in sources for p in src.baseline_files)]
+    if paths:
+        from kascan.baselines import same_file
+
+        for out in opts.report.outputs:
+            hit = next((b for b in paths if out.path and same_file(out.path, b)), None)
+            if hit is not None and out.fmt != "json":
+                raise KascanError(
+                    f"refusing to write a {out.fmt} report over the baseline {hit} in use "
+                    "(its entries would be lost): write it elsewhere"
+                )
+        reporter.keep = tuple(paths)
+    for src in sources:
+        if src.baseline_files:
+            src.baseline |= load_baselines(src.baseline_files)
+    return load_baselines(opts.scan.baselines)
+
+
 def make_run(opts: RunOptions, stats: ScanStats, warn: Warn) -> Run:
     from kascan.rules import load_rules
 
@@ -199,7 +227,7 @@ def run(
     reporter = Reporter(opts, stats)
     for msg in early:
         reporter.warn(msg)
-    base = load_baselines([*opts.scan.baselines])
+    base = baselines_in_use(opts, sources, reporter)
     r = make_run(opts, stats, reporter.warn)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
 
@@ -234,7 +262,7 @@ def run_sweep(
     from kascan.fleet import summary_line, sweep
 
     stats = reporter.stats
-    base = load_baselines([*opts.scan.baselines])
+    base = baselines_in_use(opts, (), reporter)
     r = make_run(opts, stats, reporter.warn)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
     repo_notes: dict[str, list[str]] = {}
@@ -243,6 +271,10 @@ def run_sweep(
     def scan_one(arg: str, rstats: ScanStats, warn: Warn) -> list[Finding]:
         with contextlib.ExitStack() as cleanup:  # a clone is removed as soon as it is scanned
             src = open_source(arg, cleanup, warn)
+            if opts.scan.ignore_baselines:
+                src.baseline = frozenset()
+            elif src.baseline_files:
+                src.baseline |= load_baselines(src.baseline_files)
             one = replace(r, stats=rstats, warn=warn)
             found = list(suppressed(candidates_of(src, one), r.rules, base | src.baseline, rstats))
             repo_notes[arg] = src.notes
@@ -296,7 +328,7 @@ def run_findings(
     notes: Callable[[], Sequence[str]],
 ) -> int:
     """Findings read back from reports (``merge``): the baseline, then verify/report/exit."""
-    base = load_baselines([*opts.scan.baselines])
+    base = baselines_in_use(opts, (), reporter)
     kept = list(findings)
     if base:
         kept = [f for f in findings if f.fingerprint not in base]

@@ -27,6 +27,7 @@ class Reporter:
         self.report = opts.report
         self.stats = stats
         self.findings: list[Finding] = []
+        self.keep: tuple[Path, ...] = ()  # baselines in use: a JSON report over one merges in
         self._warned: set[str] = set()
         self.stream_text = any(o.path is None and o.fmt == "text" for o in self.report.outputs)
         color = self.report.color == "always" or (
@@ -87,6 +88,11 @@ class Reporter:
         from kascan.report import renderer
 
         render = renderer(fmt)
+        if fmt == "json" and self.keep:
+            from kascan.baselines import keeping_entries, same_file
+
+            if any(same_file(path, b) for b in self.keep):
+                render = keeping_entries(render, path)
         tmp: str | None = None
         try:
             if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace

@@ -11,9 +11,25 @@ from kascan.model import Candidate, Finding
 from kascan.rules import RuleSet
 from kascan.stats import ScanStats
 
+# ``kascan baseline audit`` stores one of these per entry, as ``"triage": {"state": …}``; an entry
+# without one (a plain report used as a baseline) is baselined, an ``untriaged`` one is reported.
+TRIAGE_STATES = ("untriaged", "false-positive", "accepted", "revoked")
+
+
+def triage_state(item: object) -> str | None:
+    """The triage state of a baseline entry (None: a plain report entry), or ValueError."""
+    triage = item.get("triage") if isinstance(item, dict) else None
+    if triage is None:
+        return None
+    state = triage.get("state") if isinstance(triage, dict) else None
+    if state not in TRIAGE_STATES:
+        raise ValueError(f"unknown triage state {str(state)[:40]!r}")
+    return cast("str", state)
+
 
 def load_baseline(path: Path) -> frozenset[str]:
-    """Fingerprints listed in a JSON report written earlier by kascan."""
+    """Fingerprints listed in a JSON report written earlier by kascan, except the ``untriaged``
+    entries of a ``kascan baseline`` file (those are still reported)."""
     from kascan.reportio import read_report
 
     _, doc = read_report(path, "baseline")
@@ -39,7 +55,12 @@ def _fingerprints(doc: dict[str, object], source: str) -> frozenset[str]:
         fp = item.get("fingerprint") if isinstance(item, dict) else None
         if not isinstance(fp, str) or not fp.startswith("sha256:"):
             raise KascanError(f"cannot read baseline {source}: a finding has no sha256 fingerprint")
-        out.add(fp)
+        try:
+            state = triage_state(item)
+        except ValueError as exc:
+            raise KascanError(f"cannot read baseline {source}: {exc}") from None
+        if state != "untriaged":
+            out.add(fp)
     return frozenset(out)
 
 

@@ -806,7 +806,7 @@ def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
             assert first.startswith(f"{want}  commit {commit[:12]} by Test Author on 2024-01-"), (
                 first
             )
-        assert "kascan: 1 candidates; 1 reported." in (text if cap.to_file else r.output)
+        assert "kascan: 1 candidate; 1 reported." in (text if cap.to_file else r.output)
     elif cap.fmt == "json":
         doc = json.loads(text)
         assert sorted(doc) == ["command", "findings", "repos", "summary", "tool"]

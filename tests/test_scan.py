@@ -120,7 +120,7 @@ def test_stdin_and_stdin_name(run_cli: Run, key: str) -> None:
     res.assert_no_leak(key)
     clean = run_cli("scan", "-", input="nothing here\n")
     assert clean.returncode == 0
-    assert "scanned 1 files" in clean.stdout
+    assert "scanned 1 file," in clean.stdout
 
 
 def test_ignore_sources(
@@ -366,7 +366,7 @@ def test_text_report_and_summary_go_to_the_right_streams(
     assert "revoke it in the Kubeadapt dashboard (Settings → API Keys)" in text.stdout
     js = run_cli("scan", tmp_path / "t", "-f", "json")
     json.loads(js.stdout)
-    assert "kascan: scanned 1 files" in js.stderr
+    assert "kascan: scanned 1 file," in js.stderr
     quiet = run_cli("scan", tmp_path / "t", "-f", "json", "-q")
     assert quiet.stderr == ""
     both = run_cli("scan", tmp_path / "t", "-o", tmp_path / "r.json")

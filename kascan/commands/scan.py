@@ -54,11 +54,11 @@ def scan(
     stats = ScanStats()
     early: list[str] = []
     sources: list[Source] = []
-    shared: frozenset[str] = frozenset()
+    shared_files: tuple[Path, ...] = ()
     if opts.scan.config is not None and not any(p is not None and p.is_dir() for _, p in roots):
         cfg = load_config(Path(), early.append, opts.scan.config)
         if cfg.baseline is not None:
-            shared = pipeline.load_baselines([cfg.baseline])
+            shared_files = (cfg.baseline,)
     for arg, path in roots:
         src: Source
         if path is None:
@@ -75,9 +75,9 @@ def scan(
                 follow_symlinks=follow_symlinks,
             )
             if cfg.baseline is not None:
-                src.baseline = pipeline.load_baselines([cfg.baseline])
+                src.baseline_files = (cfg.baseline,)
         else:
             src = FileSource(arg, Path(arg).as_posix())
-        src.baseline |= shared
+        src.baseline_files += shared_files
         sources.append(src)
     return pipeline.run(sources, opts, stats=stats, jobs=jobs or default_jobs(), early=early)

@@ -13,8 +13,9 @@ from kascan.stats import ScanStats
 if TYPE_CHECKING:
     from kascan.rules import Rule
 
-FORMATS = ("text", "json", "sarif", "github", "keys")
+FORMATS = ("text", "json", "sarif", "github", "keys", "html")
 EXTENSIONS = {".json": "json", ".sarif": "sarif", ".txt": "text", ".log": "text"}
+EXTENSIONS |= {".html": "html", ".htm": "html"}
 
 
 @dataclass(frozen=True)

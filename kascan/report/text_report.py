@@ -44,12 +44,17 @@ def format_finding(f: Finding, ctx: ReportContext) -> str:
     return "  ".join(parts)
 
 
+def plural(count: int, word: str) -> str:
+    """``1 file``, ``2 files``, ``0 files``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[str]:
-    what = f"{stats.files} files, {human_bytes(stats.bytes)}"
+    what = f"{plural(stats.files, 'file')}, {human_bytes(stats.bytes)}"
     if "blobs" in stats.extra:
         what = (
-            f"{stats.extra.get('commits', 0)} commits, {stats.extra['blobs']} blobs, "
-            f"{human_bytes(stats.bytes)}"
+            f"{plural(stats.extra.get('commits', 0), 'commit')}, "
+            f"{plural(stats.extra['blobs'], 'blob')}, {human_bytes(stats.bytes)}"
         )
     lines = [f"kascan: scanned {what}."]
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()) if n)
@@ -61,7 +66,7 @@ def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[s
         )
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items()) if n)
     lines.append(
-        f"kascan: {stats.candidates} candidates"
+        f"kascan: {plural(stats.candidates, 'candidate')}"
         + (f", dropped {dropped}" if dropped else "")
         + f"; {findings} reported."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kascan.model import Candidate, Chunk, Decoders
@@ -43,6 +44,7 @@ class Source:
     def __init__(self) -> None:
         self.notes: list[str] = []
         self.baseline: frozenset[str] = frozenset()
+        self.baseline_files: tuple[Path, ...] = ()  # where ``baseline`` was read from
 
     def chunks(self, run: Run) -> Iterator[Chunk]:  # pragma: no cover - every source has one
         raise NotImplementedError

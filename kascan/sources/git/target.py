@@ -48,6 +48,7 @@ class Target:
     repo: GitRepo
     exclude: tuple[str, ...] = ()  # the config's excludes, .kascanignore, --exclude
     baseline: frozenset[str] = frozenset()  # the config's baseline
+    baseline_files: tuple[Path, ...] = ()  # where it was read from (a file, not a blob)
     revs: list[str] = field(default_factory=list)  # --range / --pre-push, resolved
     what: str = ""  # what the revisions are, for the summary
 
@@ -95,16 +96,12 @@ def _config_at(repo: GitRepo, rev: str, warn: Warn) -> tuple[Config, list[str], 
 def _repo_config(
     repo: GitRepo, explicit: Path | None, warn: Warn, base: str | None
 ) -> tuple[Config, list[str], frozenset[str]]:
-    """The repository's config, ignore file and baseline (see the module's docstring)."""
+    """The repository's config, ignore file and, for a config read from a commit, its baseline's
+    fingerprints (a config file's baseline is a file: the pipeline reads it)."""
     from kascan.config import load_config
-    from kascan.suppress import load_baseline
-
-    def baseline_of(cfg: Config) -> frozenset[str]:
-        return load_baseline(cfg.baseline) if cfg.baseline is not None else frozenset()
 
     if explicit is not None:
-        cfg = load_config(Path(), warn, explicit)
-        return cfg, [], baseline_of(cfg)
+        return load_config(Path(), warn, explicit), [], frozenset()
     if base is not None:
         return _config_at(repo, base, warn)
     if repo.work_tree is None:
@@ -114,7 +111,7 @@ def _repo_config(
     ignore: list[str] = []
     with contextlib.suppress(OSError):
         ignore = (top / ".kascanignore").read_text("utf-8", "replace").splitlines()
-    return cfg, ignore, baseline_of(cfg)
+    return cfg, ignore, frozenset()
 
 
 def relative_files(repo: GitRepo, files: Sequence[str], warn: Warn) -> list[str]:
@@ -199,7 +196,8 @@ def open_target(
         what = f"the range {mode.rev_range}"
     cfg, ignore, baseline = _repo_config(repo, explicit_config, warn, base)
     exclude = (*cfg.exclude, *ignore, *excludes)
-    return Target(arg, label, repo, exclude, baseline, revs, what)
+    files = (cfg.baseline,) if cfg.baseline is not None else ()
+    return Target(arg, label, repo, exclude, baseline, files, revs, what)
 
 
 def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
@@ -238,6 +236,7 @@ class HistorySource(Source):
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
+        self.baseline_files = target.baseline_files
         self.progress = progress
         self._history: History | None = None
 
@@ -273,6 +272,7 @@ class StagedSource(Source):
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
+        self.baseline_files = target.baseline_files
         self.files = files
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
@@ -329,6 +329,7 @@ class RangeSource(Source):
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
+        self.baseline_files = target.baseline_files
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
         from kascan.sources.git import patch as p
