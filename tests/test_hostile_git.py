@@ -128,3 +128,25 @@ def test_control_bytes_in_names_never_hide_a_key_from_history(
     assert found[0]["commit"] == sha
     assert "unreachable" not in result.stderr
     assert len([f for f in findings_of(result) if "more/" in str(f["path"])]) == extra_blobs
+
+
+def test_a_missing_tree_degrades_attribution_but_loses_nothing(
+    git_repo: GitRepo, run_cli: Callable[..., Result], key: str
+) -> None:
+    """A corrupt repository (a tree object gone): the key is still reported, without a commit,
+    with one line that says why; never '0 candidates'."""
+    git_repo.commit("one", {"docs/a.txt": "hello\n"})
+    git_repo.commit("two", {"conf/app.env": f"KEY={key}\n"})
+    tree = git_repo.git("rev-parse", "HEAD~1:docs")
+    (git_repo.path / ".git" / "objects" / tree[:2] / tree[2:]).unlink()
+    result = run_cli("git", git_repo.path, "-f", "json")
+    assert "Traceback" not in result.stderr
+    result.assert_no_leak(key)
+    doc = result.json()
+    found = doc["findings"]
+    assert isinstance(found, list) and len(found) == 1, result.output
+    assert found[0]["line"] == 1 and found[0]["column"] == 5
+    summary = doc["summary"]
+    assert isinstance(summary, dict) and summary["candidates"] == 1
+    assert result.returncode in (1, 2), result.output
+    assert "cannot attribute" in result.stderr or "Error:" in result.stderr

@@ -212,6 +212,7 @@ class History:
         progress: Progress | None = None,
         rules: RuleSet | None = None,
         wants: Callable[[bytes], bool] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
         self.stats = stats
@@ -223,6 +224,7 @@ class History:
         self.progress = progress
         self.rules = rules
         self.notes: list[str] = []
+        self.warn: Callable[[str], None] = warn if warn is not None else self.notes.append
         self._revs: list[str] = []
         self._paths: dict[str, str] = {}  # blob -> a path, for blobs read with a path
         self._empty = False
@@ -342,7 +344,11 @@ class History:
             except KascanError as exc:
                 error = exc
             if found and not self._empty:
-                yield from self._attribute(found)
+                try:
+                    attributed = list(self._attribute(found))
+                except KascanError as exc:  # a corrupt repository: report, without commits
+                    attributed = self._unattributed(found, exc.format_message())
+                yield from attributed
             elif found:
                 self._unreachable(len(found))
         finally:
@@ -353,6 +359,25 @@ class History:
             raise error
 
     # -- attribution ------------------------------------------------------------------------
+
+    def _unattributed(self, found: dict[str, list[Candidate]], why: str) -> list[Candidate]:
+        """Every candidate as read, named by its blob's path if known (else the blob's id),
+        when the walk that attributes them fails: nothing found is lost."""
+        out: list[Candidate] = []
+        for oid, cands in found.items():
+            known = self._paths.get(oid, "")
+            for cand in cands:
+                member = _member_suffix(cand.finding.path, known)
+                f = replace(
+                    cand.finding, path=(known or f"blob {oid[:12]}") + member, repo=self.label
+                )
+                out.append(replace(cand, finding=f))
+        n = len(out)
+        self.warn(
+            f"{self.repo.display}: cannot attribute findings to commits ({why}): "
+            f"{n} finding(s) reported without a commit"
+        )
+        return out
 
     def _unreachable(self, blobs: int) -> None:
         self.stats.skipped["unreachable-blob"] += blobs

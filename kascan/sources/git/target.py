@@ -253,6 +253,7 @@ class HistorySource(Source):
             progress=Progress(self.progress, f"scanning {t.repo.display}"),
             rules=run.rules,
             wants=may_hide(run.decoders),
+            warn=run.warn,
         )
         self._history = history
         self.notes = history.notes
