@@ -165,26 +165,6 @@ def _reason(exc: BaseException) -> str:
     return scrub(text.splitlines()[0] if text.strip() else type(exc).__name__)
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import tarfile
-    import zipfile
-    import zlib
-
-    return (
-        OSError,
-        EOFError,
-        ValueError,  # includes UnicodeDecodeError of member names
-        NotImplementedError,  # unsupported zip compression method
-        RuntimeError,  # encrypted zip member
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        tarfile.TarError,
-        zlib.error,
-        lzma.LZMAError,
-    )
-
-
 def iter_content(
     read: Read,
     path: str,
@@ -288,11 +268,29 @@ def _container(
     warn: Warn,
     by_line: bool,
 ) -> Iterator[Chunk]:
-    errors = _errors()
+    """One archive's members; whatever its reader raises is one warning, never the run's end.
+
+    The readers (zipfile, tarfile, gzip, bz2, lzma, zlib) raise far more than their documented
+    errors on hostile input (``IndexError`` for an empty member name, ``OverflowError`` for an
+    absurd zip64 offset, ``struct.error``, ``UnicodeDecodeError``...): every exception is
+    contained here, per archive, and per member in the member loops, so the chunks already
+    handed on stay handed on and the scan goes on with the next member or file."""
+    what = "zip archive" if kind == "zip" else f"{kind} archive" if kind == "tar" else kind
+    if kind == "zip" and not seekable:  # buffered, so that a zip that fails is read as bytes
+        data = fh.read(limits.max_in_memory + 1)
+        if len(data) > limits.max_in_memory:
+            warn(
+                f"{path}: zip not in a seekable file and over "
+                f"{human_bytes(limits.max_in_memory)}: not opened"
+            )
+            return
+        import io
+
+        fh, seekable = io.BytesIO(data), True
     opened = False
     try:
         if kind == "zip":
-            gen = _zip_members(path, fh, seekable, depth, limits, budget, warn)
+            gen = _zip_members(path, cast("IO[bytes]", fh), depth, limits, budget, warn)
         elif kind == "tar":
             gen = _tar_members(path, fh, depth, limits, budget, warn)
         else:
@@ -300,8 +298,7 @@ def _container(
         for chunk in gen:
             opened = True
             yield chunk
-    except errors as exc:
-        what = "zip archive" if kind == "zip" else f"{kind} archive" if kind == "tar" else kind
+    except Exception as exc:  # hostile input: any reader error is a warning
         if opened or not seekable:
             warn(f"cannot read {what} {path}: {_reason(exc)}; the rest is not scanned")
             return
@@ -380,38 +377,26 @@ def _compressed(
 
 def _zip_members(
     path: str,
-    src: Source,
-    seekable: bool,
+    fh: IO[bytes],
     depth: int,
     limits: Limits,
     budget: _Budget,
     warn: Warn,
 ) -> Iterator[Chunk]:
-    import io
     import stat
     import zipfile
 
-    if seekable:
-        fh = cast("IO[bytes]", src)
-    else:
-        data = src.read(limits.max_in_memory + 1)
-        if len(data) > limits.max_in_memory:
-            warn(
-                f"{path}: zip not in a seekable file and over "
-                f"{human_bytes(limits.max_in_memory)}: not opened"
-            )
-            return
-        fh = io.BytesIO(data)
     _check_directory(fh, limits)
     with zipfile.ZipFile(fh) as zf:
         encrypted = 0
         for info in zf.infolist():
-            if info.is_dir():
+            raw_name = info.filename
+            if raw_name.endswith("/"):  # a directory (is_dir() fails on an empty name)
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):  # never followed
                 continue
             if budget.members_left <= 0:
-                warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")
+                warn(_members_warning(path, limits))
                 break
             if budget.exhausted:
                 break
@@ -419,23 +404,18 @@ def _zip_members(
             if info.flag_bits & 0x1:
                 encrypted += 1
                 continue
-            name = f"{path}!{_clean(info.filename)}"
+            name = f"{path}!{_clean(raw_name) or '?'}"
             try:
                 with zf.open(info) as member:
                     yield from _member(name, member, depth, limits, budget, warn)
-            except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError) as exc:
-                warn(f"cannot read {name}: {_reason(exc)}")
-            except _decompress_errors() as exc:
+            except Exception as exc:  # one bad member never ends the archive
                 warn(f"cannot read {name}: {_reason(exc)}")
         if encrypted:
             warn(f"{path}: {encrypted} encrypted member(s) not scanned")
 
 
-def _decompress_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import zlib
-
-    return (zlib.error, lzma.LZMAError, ValueError, RuntimeError)
+def _members_warning(path: str, limits: Limits) -> str:
+    return f"{path}: over {limits.max_members} members (limit); the rest not scanned"
 
 
 def _check_directory(fh: IO[bytes], limits: Limits) -> None:
@@ -456,13 +436,20 @@ def _check_directory(fh: IO[bytes], limits: Limits) -> None:
         loc = tail.rfind(b"PK\x06\x07", 0, at)
         if loc != -1 and loc + 20 <= len(tail):
             (offset,) = struct.unpack("<8xQ4x", tail[loc : loc + 20])
-            fh.seek(offset)
-            rec = fh.read(56)
+            rec = b""
+            if offset <= size - 56:  # an absurd offset (OverflowError in seek) is no record
+                fh.seek(offset)
+                rec = fh.read(56)
             if rec[:4] == b"PK\x06\x06" and len(rec) == 56:
                 entries, cd_size = struct.unpack("<32xQQ8x", rec)
+    # what the file can hold: a directory within it, 46 bytes or more per entry (a count or size
+    # left at its zip64 sentinel, with no readable zip64 record, is no claim)
+    cd_size = min(cd_size, size)
+    entries = min(entries, cd_size // 46)
     if entries > limits.max_members or cd_size > 256 * limits.max_members + (1 << 20):
         raise zipfile.LargeZipFile(
-            f"{entries} members in the central directory (limit {limits.max_members})"
+            f"{entries} members ({human_bytes(cd_size)}) in the central directory "
+            f"(limit {limits.max_members} members)"
         )
     fh.seek(0)
 
@@ -483,16 +470,23 @@ def _tar_members(
             if not member.isreg():  # symlinks, hard links, devices: never followed
                 continue
             if budget.members_left <= 0:
-                warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")
+                warn(_members_warning(path, limits))
                 break
             if budget.exhausted:
                 break
             budget.members_left -= 1
-            stream = tf.extractfile(member)
-            if stream is None:
-                continue
-            name = f"{path}!{_clean(member.name)}"
-            yield from _member(name, stream, depth, limits, budget, warn)
+            name = f"{path}!{_clean(member.name) or '?'}"
+            try:
+                stream = tf.extractfile(member)
+                if stream is None:
+                    continue
+                yield from _member(name, stream, depth, limits, budget, warn)
+            except Exception as exc:  # a tar is one stream: what follows is lost with it
+                warn(
+                    f"cannot read tar archive {path}: {_reason(exc)} (in {name}); "
+                    "the rest is not scanned"
+                )
+                return
 
 
 def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterator[Chunk]:
