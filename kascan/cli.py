@@ -55,6 +55,7 @@ class Options:
     fail_on: str = "any"
     sarif_category: str | None = None
     path_prefix: str = ""
+    strict: bool = False  # --strict: exit 2 when a limit or unreadable file left content unscanned
 
 
 def parse_output(value: str, default_fmt: str) -> Output:
@@ -180,6 +181,12 @@ def common_options(f: F) -> F:
         ),
         click.option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
         click.option(
+            "--strict",
+            is_flag=True,
+            help="Exit 2 when the scan is incomplete: a limit (archive depth or size, decoder "
+            "hits, regex time) or an unreadable file kept content from being scanned.",
+        ),
+        click.option(
             "--verify",
             is_flag=True,
             help="Ask the Kubeadapt API whether each distinct key found still works (sends each "
@@ -280,6 +287,7 @@ def _options(command: str, **kw: object) -> Options:
         fail_on=fail_on,
         sarif_category=str(kw["sarif_category"]) if kw.get("sarif_category") else None,
         path_prefix=str(kw.get("path_prefix") or ""),
+        strict=bool(kw.get("strict")),
     )
 
 
@@ -311,6 +319,7 @@ class Reporter:
             return
         self._warned.add(message)
         self.stats.warnings += 1
+        self.stats.note(message)  # a limit that hid content makes the scan incomplete
         if not self.opts.quiet:
             click.echo(f"kascan: warning: {scrub(message)}", err=True)
 
@@ -428,6 +437,10 @@ def run_pipeline(
     reporter.finish([*notes(), *verification_notes(opts, reporter.findings)])
     if error is not None:
         raise error
+    if opts.strict and stats.incomplete:
+        if not opts.quiet:
+            click.echo("kascan: the scan is incomplete: exit 2 (--strict)", err=True)
+        return 2
     return exit_status(reporter.findings, opts.fail_on)
 
 
@@ -581,7 +594,7 @@ def scan(
         else:
             ref = FileRef(arg, Path(arg).as_posix())
             raw = read_file(ref, stats, rep.warn, explicit=True, archives=limits)
-        yield from decode_chunks(raw, decoders)
+        yield from decode_chunks(raw, decoders, rep.warn)
 
     def tree_walk(arg: str, path: Path) -> Callable[[Callable[[str], None]], Iterator[FileRef]]:
         def walk(warn: Callable[[str], None]) -> Iterator[FileRef]:
@@ -593,7 +606,7 @@ def scan(
                     Ignorer.for_root(path, opts.excludes, use_git=False) if opts.excludes else None
                 )
             else:
-                ignorer = Ignorer.for_root(path, (*cfg.exclude, *opts.excludes))
+                ignorer = Ignorer.for_root(path, (*cfg.exclude, *opts.excludes), warn=warn)
             prefix = _display_prefix(arg, many)
             yield from iter_tree(path, prefix, ignorer, stats, warn, follow_symlinks)
 

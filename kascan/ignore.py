@@ -20,11 +20,29 @@ def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def _read_lines(path: Path) -> list[str]:
+Warn = Callable[[str], None]
+
+
+def _no_warn(_: str) -> None:
+    pass
+
+
+def read_ignore_lines(path: Path, warn: Warn = _no_warn) -> list[str]:
+    """The lines of an ignore file; none if it is missing or unreadable. One that is not a
+    regular file (a FIFO, ``/dev/zero``) or over 1 MiB is not read: a warning, and no patterns
+    from it (the scan then covers more, never less)."""
+    from kascan.safeio import IGNORE_CAP, RefusedFile, read_regular
+
     try:
-        return path.read_text("utf-8", "replace").splitlines()
+        return read_regular(path, IGNORE_CAP).decode("utf-8", "replace").splitlines()
+    except RefusedFile as exc:
+        warn(f"ignore file {path} not read: {exc}")
+        return []
     except OSError:
         return []
+
+
+_read_lines = read_ignore_lines
 
 
 def find_repo_root(start: Path) -> Path | None:
@@ -111,20 +129,24 @@ class Ignorer:
         kascan_patterns: Sequence[str],
         git_levels: Sequence[_Level],
         use_git: bool = True,
+        warn: Warn = _no_warn,
     ) -> None:
         self.top = top
         self.use_git = use_git
+        self.warn = warn
         self.root_rel = root_rel
         spec = _spec(kascan_patterns)
         self._kascan = _Level.of(root_rel, spec) if spec else None
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
-    def for_root(cls, root: Path, excludes: Sequence[str], use_git: bool = True) -> Ignorer:
+    def for_root(
+        cls, root: Path, excludes: Sequence[str], use_git: bool = True, warn: Warn = _no_warn
+    ) -> Ignorer:
         root = root.resolve()
         patterns = list(excludes)
         if use_git:
-            patterns[:0] = _read_lines(root / ".kascanignore")
+            patterns[:0] = _read_lines(root / ".kascanignore", warn)
         repo = find_repo_root(root) if use_git else None
         top = repo or root
         root_rel = root.relative_to(top).as_posix()
@@ -133,25 +155,25 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                spec = _spec(_read_lines(glob))
+                spec = _spec(_read_lines(glob, warn))
                 if spec:
                     levels.append(_Level.of("", spec))
             if repo is not None:
-                spec = _spec(_read_lines(repo / ".git" / "info" / "exclude"))
+                spec = _spec(_read_lines(repo / ".git" / "info" / "exclude", warn))
                 if spec:
                     levels.append(_Level.of("", spec))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
-                    spec = _spec(_read_lines(top / base / ".gitignore"))
+                    spec = _spec(_read_lines(top / base / ".gitignore", warn))
                     if spec:
                         levels.append(_Level.of(base, spec))
-        return cls(top, root_rel, patterns, levels, use_git)
+        return cls(top, root_rel, patterns, levels, use_git, warn)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = _spec(_read_lines(gitignore)) if self.use_git else None
+        spec = _spec(_read_lines(gitignore, self.warn)) if self.use_git else None
         if spec is None:
             return False
         self._git.append(_Level.of(self._top_rel(rel_dir), spec))

@@ -60,7 +60,7 @@ def scan_file(
         from kascan.sources.decode import decode_chunks
 
         limits = DEFAULT_LIMITS if decoders.archives else None
-        chunks = decode_chunks(read_file(ref, stats, warn, archives=limits), decoders)
+        chunks = decode_chunks(read_file(ref, stats, warn, archives=limits), decoders, warn)
     for chunk in chunks:
         yield from scan_chunk(chunk, rules, warn)
 

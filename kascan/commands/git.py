@@ -82,10 +82,9 @@ def _repo_config(
     if repo.work_tree is not None:
         top = Path(repo.work_tree)
         cfg = load_config(top, warn, opts.config)
-        ignore: list[str] = []
-        with contextlib.suppress(OSError):
-            ignore = (top / ".kascanignore").read_text("utf-8", "replace").splitlines()
-        return cfg, ignore
+        from kascan.ignore import read_ignore_lines  # a FIFO or /dev/zero is not read
+
+        return cfg, read_ignore_lines(top / ".kascanignore", warn)
     if opts.config is not None:
         return load_config(Path(), warn, opts.config), []
     from kascan.sources.git import read_blob_at
@@ -329,7 +328,7 @@ def _unwrap(
         from kascan.sources.archives import DEFAULT_LIMITS, open_archives
 
         chunks = open_archives(chunks, DEFAULT_LIMITS, warn)
-    return decode_chunks(chunks, decoders)
+    return decode_chunks(chunks, decoders, warn)
 
 
 def _may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:

@@ -22,12 +22,13 @@ from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from kascan.model import Chunk, scrub
 from kascan.sources.stream import WINDOW, iter_stream
-from kascan.stats import human_bytes
+from kascan.stats import LimitWarning, human_bytes
 
 if TYPE_CHECKING:
     import bz2
     import gzip
     import lzma
+    import tarfile
 
 Warn = Callable[[str], None]
 Read = Callable[[int], bytes]
@@ -48,6 +49,7 @@ class Limits:
     max_archive_bytes: int = 1 << 30  # decompressed bytes per top-level file, nesting included
     max_members: int = 100_000  # members per top-level file, nesting included
     max_in_memory: int = 64 << 20  # a zip that is not a seekable file (nested, stdin) is buffered
+    max_tar_header: int = 1 << 20  # bytes of one pax or GNU long-name header, checked before read
 
 
 DEFAULT_LIMITS = Limits()
@@ -240,7 +242,12 @@ def _content(
     head = fh.read(_SNIFF)
     kind = sniff(head)
     if kind is not None and depth >= limits.max_depth:
-        warn(f"{path}: {kind} nested more than {limits.max_depth} deep: not opened")
+        warn(
+            LimitWarning(
+                "archive-depth",
+                f"{path}: {kind} nested more than {limits.max_depth} deep: not opened (limit)",
+            )
+        )
         kind = None
     if kind is None:
         read = _Reader(fh.read, head).read
@@ -280,8 +287,11 @@ def _container(
         data = fh.read(limits.max_in_memory + 1)
         if len(data) > limits.max_in_memory:
             warn(
-                f"{path}: zip not in a seekable file and over "
-                f"{human_bytes(limits.max_in_memory)}: not opened"
+                LimitWarning(
+                    "zip-in-memory",
+                    f"{path}: zip not in a seekable file and over "
+                    f"{human_bytes(limits.max_in_memory)} (limit): not opened",
+                )
             )
             return
         import io
@@ -298,6 +308,8 @@ def _container(
         for chunk in gen:
             opened = True
             yield chunk
+    except _TarLimit as exc:
+        warn(LimitWarning(exc.limit, f"cannot read {what} {path}: {exc}; the rest is not scanned"))
     except Exception as exc:  # hostile input: any reader error is a warning
         if opened or not seekable:
             warn(f"cannot read {what} {path}: {_reason(exc)}; the rest is not scanned")
@@ -334,13 +346,19 @@ def _member(
     if capped.truncated:
         if budget.exhausted:
             warn(
-                f"{path}: stopped after {human_bytes(limits.max_archive_bytes)} decompressed "
-                "in this file (limit; zip bomb?); the rest is not scanned"
+                LimitWarning(
+                    "archive-bytes",
+                    f"{path}: stopped after {human_bytes(limits.max_archive_bytes)} decompressed "
+                    "in this file (limit; zip bomb?); the rest is not scanned",
+                )
             )
         else:
             warn(
-                f"{path}: member stopped after {human_bytes(limits.max_member_bytes)} "
-                "decompressed (limit); the rest is not scanned"
+                LimitWarning(
+                    "member-bytes",
+                    f"{path}: member stopped after {human_bytes(limits.max_member_bytes)} "
+                    "decompressed (limit); the rest is not scanned",
+                )
             )
 
 
@@ -414,8 +432,11 @@ def _zip_members(
             warn(f"{path}: {encrypted} encrypted member(s) not scanned")
 
 
-def _members_warning(path: str, limits: Limits) -> str:
-    return f"{path}: over {limits.max_members} members (limit); the rest not scanned"
+def _members_warning(path: str, limits: Limits) -> LimitWarning:
+    return LimitWarning(
+        "archive-members",
+        f"{path}: over {limits.max_members} members (limit); the rest not scanned",
+    )
 
 
 def _check_directory(fh: IO[bytes], limits: Limits) -> None:
@@ -464,17 +485,18 @@ def _tar_members(
 ) -> Iterator[Chunk]:
     import tarfile
 
-    with tarfile.open(fileobj=cast("IO[bytes]", fh), mode="r|") as tf:
+    info = _tarinfo(limits.max_tar_header)
+    with tarfile.open(fileobj=cast("IO[bytes]", fh), mode="r|", tarinfo=info) as tf:
         member: tarfile.TarInfo
         for member in tf:
-            if not member.isreg():  # symlinks, hard links, devices: never followed
-                continue
-            if budget.members_left <= 0:
+            if budget.members_left <= 0:  # every entry counts: tarfile keeps each one in a list
                 warn(_members_warning(path, limits))
                 break
+            budget.members_left -= 1
+            if not member.isreg():  # symlinks, hard links, devices: never followed
+                continue
             if budget.exhausted:
                 break
-            budget.members_left -= 1
             name = f"{path}!{_clean(member.name) or '?'}"
             try:
                 stream = tf.extractfile(member)
@@ -487,6 +509,129 @@ def _tar_members(
                     "the rest is not scanned"
                 )
                 return
+
+
+# --------------------------------------------------------------------------- tar headers
+#
+# tarfile reads a pax or GNU long-name header whole into memory, whatever size it claims, and on
+# Python versions before the fix of CVE-2024-6232 parses pax records with regexes that take
+# quadratic time (a 461-byte .tar.gz held tarfile for a minute). So before tarfile reads one:
+# its size is capped; and its records are parsed here, in linear time, and tarfile is handed
+# only what kascan needs (``size``, which places the next header; ``path`` is applied as the
+# member's label afterwards): every Python version then does the same, linear work.
+
+_LONG_HEADERS = {
+    b"x": "pax",
+    b"g": "pax global",
+    b"X": "pax",
+    b"L": "GNU long-name",
+    b"K": "GNU long-link",
+}
+_PAX_RECORDS = 4096  # records in one pax header (real ones hold a handful)
+_TARINFO: dict[int, type[tarfile.TarInfo]] = {}
+
+
+class _TarLimit(Exception):
+    """A tar header over a limit: the archive is not read further (a LimitWarning)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class _BadPax(ValueError):
+    """A pax header that is not a sequence of ``"%d %s=%s\n"`` records."""
+
+
+def _tarinfo(cap: int) -> type[tarfile.TarInfo]:
+    """A TarInfo class that checks long headers before tarfile reads them (one per cap)."""
+    got = _TARINFO.get(cap)
+    if got is not None:
+        return got
+    import tarfile
+
+    class _CheckedTarInfo(tarfile.TarInfo):
+        def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            what = _LONG_HEADERS.get(self.type)
+            if what is not None and self.size > cap:
+                raise _TarLimit(
+                    "tar-header",
+                    f"a {what} header of {human_bytes(self.size)} (limit {human_bytes(cap)})",
+                )
+            member: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
+            return member
+
+        def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            return _proc_pax(self, tf, super()._proc_pax)  # type: ignore[misc]
+
+    _TARINFO[cap] = _CheckedTarInfo
+    return _CheckedTarInfo
+
+
+def _proc_pax(
+    info: tarfile.TarInfo, tf: tarfile.TarFile, parse: Callable[[tarfile.TarFile], tarfile.TarInfo]
+) -> tarfile.TarInfo:
+    """tarfile's pax step, fed a rebuilt header: its first read (the header's data, in every
+    version) is answered with the ``size`` record alone; the ``path`` record becomes the name of
+    the member that tarfile returns."""
+    stream = cast("object", tf.fileobj)
+    want = -(-info.size // 512) * 512
+    real_read = stream.read  # type: ignore[attr-defined]
+    found: dict[bytes, bytes] = {}
+
+    def first_read(n: int = -1) -> bytes:
+        vars(stream).pop("read", None)  # later reads go straight to the stream
+        buf: bytes = real_read(n)
+        return _rebuilt_pax(buf, info.size, found) if n == want else buf
+
+    try:
+        vars(stream)["read"] = first_read
+    except TypeError:  # pragma: no cover - a stream without a __dict__: tarfile's own parse
+        return parse(tf)
+    try:
+        member = parse(tf)
+    finally:
+        vars(stream).pop("read", None)
+    if b"path" in found and info.type in (b"x", b"X"):
+        member.name = found[b"path"].decode("utf-8", "surrogateescape")
+    return member
+
+
+def _rebuilt_pax(buf: bytes, size: int, found: dict[bytes, bytes]) -> bytes:
+    """Parse the records of a pax header in one pass; keep ``path`` in ``found`` and return a
+    header of the same length that holds only the ``size`` record."""
+    pos, records = 0, 0
+    while pos < size:
+        space = buf.find(b" ", pos, min(pos + 21, size))
+        digits = buf[pos:space] if space > pos else b""
+        if not digits.isdigit() or not digits.isascii():
+            if not buf[pos:size].strip(b"\0"):  # NUL padding
+                break
+            raise _BadPax("invalid pax header (not a length and a space)")
+        end = pos + int(digits)
+        if end > size or end < space + 3 or buf[end - 1] != 0x0A:
+            raise _BadPax("invalid pax header (a record's length is wrong)")
+        eq = buf.find(b"=", space + 1, end - 1)
+        if eq <= space + 1:
+            raise _BadPax("invalid pax header (a record has no keyword)")
+        records += 1
+        if records > _PAX_RECORDS:
+            raise _TarLimit("tar-header", f"over {_PAX_RECORDS} records in a pax header (limit)")
+        key = buf[space + 1 : eq]
+        if key in (b"path", b"size"):
+            found[key] = buf[eq + 1 : end - 1]
+        pos = end
+    out = b""
+    if b"size" in found:
+        value = found[b"size"]
+        if not (value.isdigit() and value.isascii() and len(value) <= 20):
+            raise _BadPax("invalid pax header (size is not a number)")
+        body = b" size=" + value + b"\n"
+        n = len(body) + 1
+        while len(str(n)) + len(body) != n:
+            n += 1
+        out = str(n).encode() + body
+    return out + b"\0" * max(len(buf) - len(out), 0)
 
 
 def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterator[Chunk]:
