@@ -13,11 +13,51 @@ from pathlib import Path
 import pathspec
 
 
-def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
+def _spec(
+    lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> pathspec.GitIgnoreSpec | None:
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = affordable(lines, warn, source)
     if not lines:
         return None
     return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def too_costly(pattern: str) -> bool:
+    """Whether a gitignore pattern has so many wildcards that its regex may backtrack for hours
+    on a crafted path (``*a*a*a*a*b`` against 255 a's: 20 s; ``**/a/**/a/**/b`` against a deep
+    path: 30 s; more wildcards, more exponent). Over 4 wildcards in all, more than 3 ``*`` in one
+    path segment, or more than 2 ``**`` segments: such a pattern is not used."""
+    body = pattern.strip().removeprefix("!")
+    crossing = total = most = 0
+    for segment in re.sub(r"\\.", "x", body).split("/"):  # an escaped character is a literal
+        if segment == "**":
+            crossing += 1
+            continue
+        runs = len(re.findall(r"\*+", segment))
+        total += runs
+        most = max(most, runs)
+    return crossing > 2 or most > 3 or crossing + total > 4
+
+
+def affordable(
+    lines: Sequence[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> list[str]:
+    """``lines`` without the patterns that :func:`too_costly` refuses, each one a warning (the
+    files it would have ignored are scanned: more is scanned, never less)."""
+    out = []
+    for line in lines:
+        if too_costly(line):
+            if warn is not None:
+                shown = line.strip() if len(line.strip()) <= 60 else line.strip()[:57] + "..."
+                where = f" in {source}" if source else ""
+                warn(
+                    f"ignore pattern {shown!r}{where} not used: too many wildcards to match in "
+                    "bounded time (the files it names are scanned)"
+                )
+            continue
+        out.append(line)
+    return out
 
 
 Warn = Callable[[str], None]
@@ -135,7 +175,7 @@ class Ignorer:
         self.use_git = use_git
         self.warn = warn
         self.root_rel = root_rel
-        spec = _spec(kascan_patterns)
+        spec = _spec(kascan_patterns, warn, "the excludes and .kascanignore")
         self._kascan = _Level.of(root_rel, spec) if spec else None
         self._git: list[_Level] = list(git_levels)
 
@@ -155,25 +195,31 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                spec = _spec(_read_lines(glob, warn))
+                spec = _spec(_read_lines(glob, warn), warn, str(glob))
                 if spec:
                     levels.append(_Level.of("", spec))
             if repo is not None:
-                spec = _spec(_read_lines(repo / ".git" / "info" / "exclude", warn))
+                exclude = repo / ".git" / "info" / "exclude"
+                spec = _spec(_read_lines(exclude, warn), warn, str(exclude))
                 if spec:
                     levels.append(_Level.of("", spec))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
-                    spec = _spec(_read_lines(top / base / ".gitignore", warn))
+                    gitignore = top / base / ".gitignore"
+                    spec = _spec(_read_lines(gitignore, warn), warn, str(gitignore))
                     if spec:
                         levels.append(_Level.of(base, spec))
         return cls(top, root_rel, patterns, levels, use_git, warn)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = _spec(_read_lines(gitignore, self.warn)) if self.use_git else None
+        spec = (
+            _spec(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
+            if self.use_git
+            else None
+        )
         if spec is None:
             return False
         self._git.append(_Level.of(self._top_rel(rel_dir), spec))

@@ -738,3 +738,25 @@ def test_a_key_after_the_archive_budget(tmp_path: Path, run_cli: Run, key: str) 
     (w,) = warnings_of(r)
     assert "budget.zip!zeros5.bin: stopped after 1.0 GiB decompressed in this file (limit" in w
     r.assert_no_leak(key)
+
+
+def test_a_gitignore_pattern_that_backtracks_for_hours(
+    tmp_path: Path, run_cli: Run, keys: Callable[[int], list[str]]
+) -> None:
+    """Item 8, for the patterns a scanned tree brings itself: ``*a*a*...*b`` in its .gitignore
+    against a file named with 80 a's held the walk for hours. Such a pattern is one warning and
+    not used (its files are scanned); the file's other patterns still apply."""
+    kept, ignored = keys(2)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / ".gitignore").write_text("*.log\n" + "*a" * 16 + "*b\n")
+    (tree / ("a" * 80)).write_text(f"KEY={kept}\n")
+    (tree / "debug.log").write_text(f"KEY={ignored}\n")
+    start = time.monotonic()
+    r = run_cli("scan", "-f", "json", ".", cwd=tree, timeout=60)
+    assert time.monotonic() - start < 20
+    assert r.returncode == 1, r.output
+    assert [f["path"] for f in findings_of(r)] == ["a" * 80]
+    (w,) = warnings_of(r)
+    assert "in .gitignore not used: too many wildcards" in w
+    r.assert_no_leak(kept, ignored)
