@@ -6,6 +6,7 @@ baseline; it can never choose where keys are sent for verification.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,11 +54,24 @@ def _parse(
 
 
 def _read(path: Path) -> str:
+    """A config file's text: a regular file of at most 16 MiB (a FIFO or device is refused
+    before it can block or be read forever)."""
+    from kascan.safeio import CONFIG_CAP, read_regular, reason
+
     try:
-        return path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KascanError(f"cannot read config {path}: {reason}") from None
+        return read_regular(path, CONFIG_CAP).decode("utf-8")
+    except OSError as exc:
+        raise KascanError(f"cannot read config {path}: {reason(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise KascanError(f"cannot read config {path}: {exc}") from None
+
+
+def _special(path: Path, warn: Callable[[str], None]) -> bool:
+    """A config name in the tree that is there but not a regular file: a warning, not read."""
+    if path.is_file() or not os.path.lexists(path):
+        return False
+    warn(f"{path} ignored: not a regular file")
+    return True
 
 
 def config_from_text(
@@ -91,8 +105,9 @@ def load_config(root: Path, warn: Callable[[str], None], explicit: Path | None =
     dot = root / ".kascan.toml"
     if dot.is_file():
         return _parse(_load_toml(dot), str(dot), root, warn)
+    _special(dot, warn)
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
+    if not _special(pyproject, warn) and pyproject.is_file():
         text = _read(pyproject)
         if "kascan" not in text:  # no [tool.kascan]: no need to parse it
             return Config()

@@ -13,8 +13,11 @@ from pathlib import Path
 import pathspec
 
 
-def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
+def _spec(
+    lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> pathspec.GitIgnoreSpec | None:
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = affordable(lines, warn, source)
     if not lines:
         return None
     try:  # pathspec's hyperscan backend would compile a database per ignore file (~9 ms each)
@@ -23,11 +26,66 @@ def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
         return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def _read_lines(path: Path) -> list[str]:
+def too_costly(pattern: str) -> bool:
+    """Whether a gitignore pattern has so many wildcards that its regex may backtrack for hours
+    on a crafted path (``*a*a*a*a*b`` against 255 a's: 20 s; ``**/a/**/a/**/b`` against a deep
+    path: 30 s; more wildcards, more exponent). Over 4 wildcards in all, more than 3 ``*`` in one
+    path segment, or more than 2 ``**`` segments: such a pattern is not used."""
+    body = pattern.strip().removeprefix("!")
+    crossing = total = most = 0
+    for segment in re.sub(r"\\.", "x", body).split("/"):  # an escaped character is a literal
+        if segment == "**":
+            crossing += 1
+            continue
+        runs = len(re.findall(r"\*+", segment))
+        total += runs
+        most = max(most, runs)
+    return crossing > 2 or most > 3 or crossing + total > 4
+
+
+def affordable(
+    lines: Sequence[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> list[str]:
+    """``lines`` without the patterns that :func:`too_costly` refuses, each one a warning (the
+    files it would have ignored are scanned: more is scanned, never less)."""
+    out = []
+    for line in lines:
+        if too_costly(line):
+            if warn is not None:
+                shown = line.strip() if len(line.strip()) <= 60 else line.strip()[:57] + "..."
+                where = f" in {source}" if source else ""
+                warn(
+                    f"ignore pattern {shown!r}{where} not used: too many wildcards to match in "
+                    "bounded time (the files it names are scanned)"
+                )
+            continue
+        out.append(line)
+    return out
+
+
+Warn = Callable[[str], None]
+
+
+def _no_warn(_: str) -> None:
+    pass
+
+
+def read_ignore_lines(path: Path, warn: Warn = _no_warn) -> list[str]:
+    """The lines of an ignore file; none if it is missing or unreadable. One that is not a
+    regular file (a FIFO, ``/dev/zero``) or over 1 MiB is not read: a warning, and no patterns
+    from it (the scan then covers more, never less)."""
+    from kascan.safeio import IGNORE_CAP, RefusedFile, read_regular
+
     try:
-        return path.read_text("utf-8", "replace").splitlines()
+        return read_regular(path, IGNORE_CAP).decode("utf-8", "replace").splitlines()
+    except RefusedFile as exc:
+        warn(f"ignore file {path} not read: {exc}")
+        return []
     except OSError:
         return []
+
+
+_read_lines = read_ignore_lines
 
 
 def find_repo_root(start: Path) -> Path | None:
@@ -114,20 +172,24 @@ class Ignorer:
         kascan_patterns: Sequence[str],
         git_levels: Sequence[_Level],
         use_git: bool = True,
+        warn: Warn = _no_warn,
     ) -> None:
         self.top = top
         self.use_git = use_git
+        self.warn = warn
         self.root_rel = root_rel
-        spec = _spec(kascan_patterns)
+        spec = _spec(kascan_patterns, warn, "the excludes and .kascanignore")
         self._kascan = _Level.of(root_rel, spec) if spec else None
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
-    def for_root(cls, root: Path, excludes: Sequence[str], use_git: bool = True) -> Ignorer:
+    def for_root(
+        cls, root: Path, excludes: Sequence[str], use_git: bool = True, warn: Warn = _no_warn
+    ) -> Ignorer:
         root = root.resolve()
         patterns = list(excludes)
         if use_git:
-            patterns[:0] = _read_lines(root / ".kascanignore")
+            patterns[:0] = _read_lines(root / ".kascanignore", warn)
         repo = find_repo_root(root) if use_git else None
         top = repo or root
         root_rel = root.relative_to(top).as_posix()
@@ -136,25 +198,31 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                spec = _spec(_read_lines(glob))
+                spec = _spec(_read_lines(glob, warn), warn, str(glob))
                 if spec:
                     levels.append(_Level.of("", spec))
             if repo is not None:
-                spec = _spec(_read_lines(repo / ".git" / "info" / "exclude"))
+                exclude = repo / ".git" / "info" / "exclude"
+                spec = _spec(_read_lines(exclude, warn), warn, str(exclude))
                 if spec:
                     levels.append(_Level.of("", spec))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
-                    spec = _spec(_read_lines(top / base / ".gitignore"))
+                    gitignore = top / base / ".gitignore"
+                    spec = _spec(_read_lines(gitignore, warn), warn, str(gitignore))
                     if spec:
                         levels.append(_Level.of(base, spec))
-        return cls(top, root_rel, patterns, levels, use_git)
+        return cls(top, root_rel, patterns, levels, use_git, warn)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = _spec(_read_lines(gitignore)) if self.use_git else None
+        spec = (
+            _spec(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
+            if self.use_git
+            else None
+        )
         if spec is None:
             return False
         self._git.append(_Level.of(self._top_rel(rel_dir), spec))

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from kascan.engine import hits as needle_hits
 from kascan.heuristics import entropy, is_placeholder
 from kascan.model import Candidate, Chunk, DropReason, Finding, Secret
-from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX, Rule, RuleSet
+from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX, REGEX_TIMEOUT, Rule, RuleSet
+from kascan.stats import LimitWarning
 
 ALLOW_PRAGMA = b"kascan:allow"
 # the inline allows of gitleaks and detect-secrets, honoured so that teams moving over keep theirs
@@ -17,7 +18,6 @@ FOREIGN_PRAGMAS: tuple[tuple[bytes, DropReason], ...] = (
     (b"pragma: allowlist secret", "detect-secrets-allow"),
     (b"pragma:allowlist secret", "detect-secrets-allow"),
 )
-REGEX_TIMEOUT = 2.0  # seconds per rule per chunk; a rule that times out is skipped with a warning
 _PREFIX = BUILTIN_PREFIX.encode()
 _KEY_LEN = len(_PREFIX) + BUILTIN_BODY_LEN
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -77,8 +77,11 @@ def _regex_hits(
         if rule.id not in timed_out:
             timed_out.add(rule.id)
             warn(
-                f"rule {rule.id!r} timed out after {REGEX_TIMEOUT:g}s; skipped where it does "
-                "(the rest of the scan goes on)"
+                LimitWarning(
+                    "regex-time",
+                    f"rule {rule.id!r} timed out after {REGEX_TIMEOUT:g}s (limit); skipped where "
+                    "it does (the rest of the scan goes on)",
+                )
             )
 
 
@@ -118,10 +121,11 @@ def scan_chunk(
     lowered: bytes | None = None
     text: str | None = None
     for rule in rules.rules:
-        if not rule.applies_to(chunk.path):
+        if not rule.applies_to(chunk.path, warn):
             continue
         if rule.fast:
-            hits.extend(_fast_hits(rule, data, lo, len(data)))
+            # a prefix that starts before hi is found; one that starts later waits for its chunk
+            hits.extend(_fast_hits(rule, data, lo, min(hi + len(_PREFIX) - 1, len(data))))
             continue
         if rule.keywords:
             if lowered is None:
@@ -139,7 +143,7 @@ def scan_chunk(
     for hit in hits:
         line += data.count(b"\n", counted, hit.start)
         counted = hit.start
-        yield _candidate(chunk, hit, line, rules)
+        yield _candidate(chunk, hit, line, rules, warn)
 
 
 def _foreign_allow(data: bytes, lo: int, hi: int) -> DropReason | None:
@@ -149,7 +153,7 @@ def _foreign_allow(data: bytes, lo: int, hi: int) -> DropReason | None:
     return None
 
 
-def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet) -> Candidate:
+def _candidate(chunk: Chunk, hit: _Hit, line: int, rules: RuleSet, warn: Warn) -> Candidate:
     data = chunk.data
     line_start = data.rfind(b"\n", 0, hit.start) + 1
     line_end = data.find(b"\n", hit.start)

@@ -68,6 +68,7 @@ class RunOptions:
     decoders: Decoders = field(default_factory=Decoders)
     fail_on: str = "any"
     debug: bool = False
+    strict: bool = False  # --strict: exit 2 when a limit or unreadable file left content unscanned
 
 
 def parse_output(value: str, default_fmt: str, explicit: bool) -> Output:
@@ -146,6 +147,12 @@ def _report_params(merge: bool) -> list[Callable[[F], F]]:
             help="Colour in the text report.",
         ),
         click.option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Exit 2 when the scan is incomplete: a limit (archive depth or size, decoder "
+            "hits, regex time) or an unreadable file kept content from being scanned.",
+        ),
         click.option(
             "--by-key", is_flag=True, help="Per-key view on stdout (the same as -f keys)."
         ),
@@ -334,6 +341,7 @@ def run_options(
         @functools.wraps(f)
         def wrapper(*args: object, **kw: object) -> object:
             debug = bool(kw.pop("debug", False))
+            strict = bool(kw.pop("strict", False))
             report = _report(kw) if "report" in groups else ReportOptions()
             verify, fail_on = (
                 _verify(kw, recorded=command == "merge")
@@ -342,7 +350,7 @@ def run_options(
             )
             scan = _scan(kw) if {"scan", "baseline"} & set(groups) else ScanOptions()
             decoders = _decoders(kw) if "decoders" in groups else Decoders()
-            kw["opts"] = RunOptions(command, report, verify, scan, decoders, fail_on, debug)
+            kw["opts"] = RunOptions(command, report, verify, scan, decoders, fail_on, debug, strict)
             try:
                 return f(*args, **kw)
             except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):

@@ -27,6 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
 from kascan.errors import KascanError
 from kascan.model import STATUSES, Candidate, Chunk, Finding
 from kascan.options import RunOptions
@@ -54,7 +56,7 @@ def unwrap(chunks: Iterable[Chunk], run: Run) -> Iterator[Chunk]:
         return iter(chunks)
     from kascan.sources.decode import decode_chunks
 
-    return decode_chunks(chunks, run.decoders)
+    return decode_chunks(chunks, run.decoders, run.warn)
 
 
 def match(chunks: Iterable[Chunk], run: Run) -> Iterator[Candidate]:
@@ -83,11 +85,11 @@ def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate
 
 
 def suppressed(
-    candidates: Iterable[Candidate], rules: RuleSet, baseline: frozenset[str], stats: ScanStats
+    candidates: Iterable[Candidate], run: Run, baseline: frozenset[str]
 ) -> Iterator[Finding]:
     from kascan.suppress import suppress
 
-    return suppress(candidates, rules, baseline, stats)
+    return suppress(candidates, run.rules, baseline, run.stats, run.warn)
 
 
 def verify(findings: Iterable[Finding], opts: RunOptions) -> Iterator[Finding]:
@@ -209,6 +211,10 @@ def _tail(
     reporter.finish([*notes(), *verification_notes(opts, reporter.findings)])
     if error is not None:
         raise error
+    if opts.strict and reporter.stats.incomplete:
+        if not opts.report.quiet:
+            click.echo("kascan: the scan is incomplete: exit 2 (--strict)", err=True)
+        return 2
     return exit_status([f.verification.status for f in reporter.findings], opts.fail_on)
 
 
@@ -234,7 +240,7 @@ def run(
     def findings() -> Iterator[Finding]:
         for src in sources:
             check_applies(src, r.rules, r.warn)
-            yield from suppressed(candidates_of(src, r, jobs), r.rules, base | src.baseline, stats)
+            yield from suppressed(candidates_of(src, r, jobs), r, base | src.baseline)
 
     def all_notes() -> Sequence[str]:
         return [*(n for src in sources for n in src.notes), *notes()]
@@ -276,7 +282,7 @@ def run_sweep(
             elif src.baseline_files:
                 src.baseline |= load_baselines(src.baseline_files)
             one = replace(r, stats=rstats, warn=warn)
-            found = list(suppressed(candidates_of(src, one), r.rules, base | src.baseline, rstats))
+            found = list(suppressed(candidates_of(src, one), one, base | src.baseline))
             repo_notes[arg] = src.notes
             return found
 

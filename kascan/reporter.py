@@ -49,6 +49,7 @@ class Reporter:
             return
         self._warned.add(message)
         self.stats.warnings += 1
+        self.stats.note(message)  # a limit that hid content makes the scan incomplete
         if not self.report.quiet:
             click.echo(f"kascan: warning: {scrub(message)}", err=True)
 

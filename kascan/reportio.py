@@ -102,7 +102,7 @@ def stats_from_dict(d: object) -> ScanStats:
     for k, v in d.items():
         if k in _STAT_INTS:
             setattr(s, k, _int(d, k))
-        elif k in ("skipped", "dropped"):
+        elif k in ("skipped", "dropped", "limits"):
             if not isinstance(v, dict):
                 raise ValueError(f"{k} is not an object")
             c: Counter[str] = Counter()
@@ -137,11 +137,14 @@ def repo_from_dict(d: object) -> RepoSummary:
 def read_report(path: Path, what: str = "report") -> tuple[str, dict[str, object]]:
     """The text and the parsed object of a kascan JSON report (a report, or a ``what`` such as a
     baseline), or a KascanError naming the file and what is wrong with it."""
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KascanError(f"cannot read {what} {path}: {reason}") from None
+    from kascan.safeio import BASELINE_CAP, read_regular, reason
+
+    try:  # a regular file of at most 256 MiB: a FIFO or /dev/zero is refused, never read
+        text = read_regular(path, BASELINE_CAP).decode("utf-8")
+    except OSError as exc:
+        raise KascanError(f"cannot read {what} {path}: {reason(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise KascanError(f"cannot read {what} {path}: {exc}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
@@ -20,8 +20,16 @@ BUILTIN_BODY_LEN = 32
 BUILTIN_REGEX = r"(?:^|[^A-Za-z0-9_])(ka_live_[A-Za-z0-9]{32})(?:[^A-Za-z0-9]|$)"
 
 RegexTarget = Literal["secret", "match", "line"]
+REGEX_TIMEOUT = 2.0  # seconds for one search by any user regex (a rule's regex, path, allowlist)
+
+Warn = Callable[[str], None]
 
 _compiled: dict[str, Pattern[str]] = {}
+_timed_out: set[str] = set()  # patterns that timed out once: not trusted again in this process
+
+
+def _no_warn(_: str) -> None:
+    pass
 
 
 def compile_pattern(pattern: str) -> Pattern[str]:
@@ -36,6 +44,24 @@ def compile_pattern(pattern: str) -> Pattern[str]:
     return got
 
 
+def timed_search(pattern: str, text: str, what: str, warn: Warn) -> bool | None:
+    """Whether ``pattern`` matches somewhere in ``text``, within :data:`REGEX_TIMEOUT`; None if
+    it timed out, now or earlier in this process (a pattern that backtracks forever on one input
+    is not run again: one warning, and each caller keeps what the pattern cannot decide)."""
+    if pattern in _timed_out:
+        return None
+    try:
+        return compile_pattern(pattern).search(text, timeout=REGEX_TIMEOUT) is not None
+    except TimeoutError:
+        _timed_out.add(pattern)
+        shown = pattern if len(pattern) <= 60 else pattern[:57] + "..."
+        warn(
+            f"{what} {shown!r} timed out after {REGEX_TIMEOUT:g}s; not used for the rest of "
+            "the scan (what it would have decided is kept as a finding)"
+        )
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Allowlist:
     regexes: tuple[str, ...] = ()
@@ -45,15 +71,27 @@ class Allowlist:
     regex_target: RegexTarget = "secret"
     condition: Literal["OR", "AND"] = "OR"
 
-    def allows(self, secret: str, match: str, line: str, path: str, commit: str | None) -> bool:
+    def allows(
+        self,
+        secret: str,
+        match: str,
+        line: str,
+        path: str,
+        commit: str | None,
+        warn: Warn = _no_warn,
+    ) -> bool:
+        """Whether this allowlist drops the candidate. A regex that times out allows nothing:
+        the candidate is kept (and the regex reported once)."""
         checks: list[bool] = []
         if self.commits:
             checks.append(commit is not None and any(commit.startswith(c) for c in self.commits))
         if self.paths:
-            checks.append(any(compile_pattern(p).search(path) for p in self.paths))
+            what = "allowlist path regex"
+            checks.append(any(timed_search(p, path, what, warn) is True for p in self.paths))
         if self.regexes:
             target = {"secret": secret, "match": match, "line": line}[self.regex_target]
-            checks.append(any(compile_pattern(r).search(target) for r in self.regexes))
+            what = "allowlist regex"
+            checks.append(any(timed_search(r, target, what, warn) is True for r in self.regexes))
         if self.stopwords:
             low = secret.lower()
             checks.append(any(w.lower() in low for w in self.stopwords))
@@ -79,8 +117,12 @@ class Rule:
     def compiled(self) -> Pattern[str]:
         return compile_pattern(self.regex)
 
-    def applies_to(self, path: str) -> bool:
-        return self.path is None or compile_pattern(self.path).search(path) is not None
+    def applies_to(self, path: str, warn: Warn = _no_warn) -> bool:
+        """Whether the rule's ``path`` regex matches; a ``path`` that times out applies (the
+        rule then runs on the file: nothing is dropped unseen)."""
+        if self.path is None:
+            return True
+        return timed_search(self.path, path, f"path regex of rule {self.id!r}", warn) is not False
 
 
 @dataclass(frozen=True, slots=True)

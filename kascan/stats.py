@@ -6,6 +6,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
+class LimitWarning(str):
+    """A warning that a limit kept content from being scanned: the scan is incomplete.
+
+    A plain ``str`` to every warning sink (and through a worker's pipe), it carries the name of
+    the limit, so the reporter can count it and the summary and ``--strict`` can say so."""
+
+    limit: str
+
+    def __new__(cls, limit: str, message: str) -> LimitWarning:
+        self = super().__new__(cls, message)
+        self.limit = limit
+        return self
+
+    def __reduce__(self) -> tuple[type[LimitWarning], tuple[str, str]]:
+        return (LimitWarning, (self.limit, str(self)))
+
+
 @dataclass
 class ScanStats:
     files: int = 0
@@ -17,6 +34,17 @@ class ScanStats:
     reported: int = 0
     warnings: int = 0
     extra: dict[str, int] = field(default_factory=dict)  # source-specific counts (commits, blobs)
+    limits: Counter[str] = field(default_factory=Counter)  # limit -> warnings: content not scanned
+
+    def note(self, message: str) -> None:
+        """Count a warning's limit, if it is a :class:`LimitWarning`."""
+        if isinstance(message, LimitWarning):
+            self.limits[message.limit] += 1
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether something was not scanned: an unreadable file, or a limit that hid content."""
+        return bool(self.unreadable or +self.limits)
 
     def merge(self, other: ScanStats) -> None:
         self.files += other.files
@@ -29,6 +57,7 @@ class ScanStats:
         self.warnings += other.warnings
         for k, v in other.extra.items():
             self.extra[k] = self.extra.get(k, 0) + v
+        self.limits.update(other.limits)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +68,8 @@ class ScanStats:
             "candidates": self.candidates,
             "dropped": dict(sorted(self.dropped.items())),
             "reported": self.reported,
+            "incomplete": self.incomplete,
+            "limits": dict(sorted(self.limits.items())),
             **dict(sorted(self.extra.items())),
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -10,6 +10,13 @@ from kascan.errors import KascanError
 from kascan.model import Candidate, Finding
 from kascan.rules import RuleSet
 from kascan.stats import ScanStats
+
+Warn = Callable[[str], None]
+
+
+def _no_warn(_: str) -> None:
+    pass
+
 
 # ``kascan baseline audit`` stores one of these per entry, as ``"triage": {"state": …}``; an entry
 # without one (a plain report used as a baseline) is baselined, an ``untriaged`` one is reported.
@@ -68,7 +75,7 @@ def in_baseline(finding: Finding, baseline: frozenset[str]) -> bool:
     return finding.fingerprint in baseline
 
 
-def is_allowlisted(cand: Candidate, rules: RuleSet) -> bool:
+def is_allowlisted(cand: Candidate, rules: RuleSet, warn: Warn = _no_warn) -> bool:
     """Whether an allowlist of the candidate's rule, or a global one, allows it: evaluated after
     attribution, so ``paths`` see the path in the repository and ``commits`` the commit."""
     f = cand.finding
@@ -78,11 +85,16 @@ def is_allowlisted(cand: Candidate, rules: RuleSet) -> bool:
         return False
     sha = f.commit.sha if f.commit else None
     secret = f.secret.value
-    return any(a.allows(secret, cand.match or secret, cand.line, f.path, sha) for a in allowlists)
+    match = cand.match or secret
+    return any(a.allows(secret, match, cand.line, f.path, sha, warn) for a in allowlists)
 
 
 def suppress(
-    candidates: Iterable[Candidate], rules: RuleSet, baseline: frozenset[str], stats: ScanStats
+    candidates: Iterable[Candidate],
+    rules: RuleSet,
+    baseline: frozenset[str],
+    stats: ScanStats,
+    warn: Warn = _no_warn,
 ) -> Iterator[Finding]:
     """The suppression stage, after attribution: the content's own reasons (placeholder, low
     entropy, inline allow), allowlists, the baseline, then duplicates; every drop counted."""
@@ -94,7 +106,7 @@ def suppress(
         if cand.drop is not None:
             stats.dropped[cand.drop] += 1
             continue
-        if check_allowlists and is_allowlisted(cand, rules):
+        if check_allowlists and is_allowlisted(cand, rules, warn):
             stats.dropped["allowlist"] += 1
             continue
         if baseline and in_baseline(finding, baseline):

@@ -64,6 +64,12 @@ def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[s
         lines.append(
             f"kascan: WARNING: {stats.unreadable} could not be read; the scan is incomplete."
         )
+    limits = ", ".join(f"{n} {why}" for why, n in sorted(stats.limits.items()) if n)
+    if limits:
+        lines.append(
+            f"kascan: WARNING: limits kept content from being scanned ({limits}); "
+            "the scan is incomplete."
+        )
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(stats.dropped.items()) if n)
     lines.append(
         f"kascan: {plural(stats.candidates, 'candidate')}"
@@ -78,6 +84,8 @@ def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[s
         )
     elif stats.files == 0 and not stats.extra.get("blobs") and not stats.extra.get("lines"):
         lines.append("kascan: WARNING: nothing was scanned.")
+    elif stats.incomplete:
+        lines.append("kascan: no leaked keys found in what was scanned.")
     else:
         lines.append("kascan: no leaked keys found.")
     return lines

@@ -22,12 +22,13 @@ from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from kascan.model import Chunk, scrub
 from kascan.sources.stream import WINDOW, iter_stream
-from kascan.stats import human_bytes
+from kascan.stats import LimitWarning, human_bytes
 
 if TYPE_CHECKING:
     import bz2
     import gzip
     import lzma
+    import tarfile
 
 Warn = Callable[[str], None]
 Read = Callable[[int], bytes]
@@ -48,6 +49,7 @@ class Limits:
     max_archive_bytes: int = 1 << 30  # decompressed bytes per top-level file, nesting included
     max_members: int = 100_000  # members per top-level file, nesting included
     max_in_memory: int = 64 << 20  # a zip that is not a seekable file (nested, stdin) is buffered
+    max_tar_header: int = 1 << 20  # bytes of one pax or GNU long-name header, checked before read
 
 
 DEFAULT_LIMITS = Limits()
@@ -165,26 +167,6 @@ def _reason(exc: BaseException) -> str:
     return scrub(text.splitlines()[0] if text.strip() else type(exc).__name__)
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import tarfile
-    import zipfile
-    import zlib
-
-    return (
-        OSError,
-        EOFError,
-        ValueError,  # includes UnicodeDecodeError of member names
-        NotImplementedError,  # unsupported zip compression method
-        RuntimeError,  # encrypted zip member
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        tarfile.TarError,
-        zlib.error,
-        lzma.LZMAError,
-    )
-
-
 def iter_content(
     read: Read,
     path: str,
@@ -260,7 +242,12 @@ def _content(
     head = fh.read(_SNIFF)
     kind = sniff(head)
     if kind is not None and depth >= limits.max_depth:
-        warn(f"{path}: {kind} nested more than {limits.max_depth} deep: not opened")
+        warn(
+            LimitWarning(
+                "archive-depth",
+                f"{path}: {kind} nested more than {limits.max_depth} deep: not opened (limit)",
+            )
+        )
         kind = None
     if kind is None:
         read = _Reader(fh.read, head).read
@@ -288,11 +275,37 @@ def _container(
     warn: Warn,
     by_line: bool,
 ) -> Iterator[Chunk]:
-    errors = _errors()
+    """One archive's members; whatever its reader raises is one warning, never the run's end.
+
+    The readers (zipfile, tarfile, gzip, bz2, lzma, zlib) raise far more than their documented
+    errors on hostile input (``IndexError`` for an empty member name, ``OverflowError`` for an
+    absurd zip64 offset, ``struct.error``, ``UnicodeDecodeError``...): every exception is
+    contained here, per archive, and per member in the member loops, so the chunks already
+    handed on stay handed on and the scan goes on with the next member or file."""
+    what = "zip archive" if kind == "zip" else f"{kind} archive" if kind == "tar" else kind
+    if kind == "zip" and not seekable:  # buffered, so that a zip that fails is read as bytes
+        parts: list[bytes] = []  # read() may return less (the replayed sniff): loop to the end
+        size = 0
+        while size <= limits.max_in_memory and (block := fh.read(limits.max_in_memory + 1 - size)):
+            parts.append(block)
+            size += len(block)
+        data = b"".join(parts)
+        if len(data) > limits.max_in_memory:
+            warn(
+                LimitWarning(
+                    "zip-in-memory",
+                    f"{path}: zip not in a seekable file and over "
+                    f"{human_bytes(limits.max_in_memory)} (limit): not opened",
+                )
+            )
+            return
+        import io
+
+        fh, seekable = io.BytesIO(data), True
     opened = False
     try:
         if kind == "zip":
-            gen = _zip_members(path, fh, seekable, depth, limits, budget, warn)
+            gen = _zip_members(path, cast("IO[bytes]", fh), depth, limits, budget, warn)
         elif kind == "tar":
             gen = _tar_members(path, fh, depth, limits, budget, warn)
         else:
@@ -300,8 +313,9 @@ def _container(
         for chunk in gen:
             opened = True
             yield chunk
-    except errors as exc:
-        what = "zip archive" if kind == "zip" else f"{kind} archive" if kind == "tar" else kind
+    except _TarLimit as exc:
+        warn(LimitWarning(exc.limit, f"cannot read {what} {path}: {exc}; the rest is not scanned"))
+    except Exception as exc:  # hostile input: any reader error is a warning
         if opened or not seekable:
             warn(f"cannot read {what} {path}: {_reason(exc)}; the rest is not scanned")
             return
@@ -337,13 +351,19 @@ def _member(
     if capped.truncated:
         if budget.exhausted:
             warn(
-                f"{path}: stopped after {human_bytes(limits.max_archive_bytes)} decompressed "
-                "in this file (limit; zip bomb?); the rest is not scanned"
+                LimitWarning(
+                    "archive-bytes",
+                    f"{path}: stopped after {human_bytes(limits.max_archive_bytes)} decompressed "
+                    "in this file (limit; zip bomb?); the rest is not scanned",
+                )
             )
         else:
             warn(
-                f"{path}: member stopped after {human_bytes(limits.max_member_bytes)} "
-                "decompressed (limit); the rest is not scanned"
+                LimitWarning(
+                    "member-bytes",
+                    f"{path}: member stopped after {human_bytes(limits.max_member_bytes)} "
+                    "decompressed (limit); the rest is not scanned",
+                )
             )
 
 
@@ -380,43 +400,26 @@ def _compressed(
 
 def _zip_members(
     path: str,
-    src: Source,
-    seekable: bool,
+    fh: IO[bytes],
     depth: int,
     limits: Limits,
     budget: _Budget,
     warn: Warn,
 ) -> Iterator[Chunk]:
-    import io
     import stat
     import zipfile
 
-    if seekable:
-        fh = cast("IO[bytes]", src)
-    else:
-        parts: list[bytes] = []  # read() may return less (the replayed sniff): loop to EOF
-        size = 0
-        while size <= limits.max_in_memory and (block := src.read(limits.max_in_memory + 1 - size)):
-            parts.append(block)
-            size += len(block)
-        data = b"".join(parts)
-        if len(data) > limits.max_in_memory:
-            warn(
-                f"{path}: zip not in a seekable file and over "
-                f"{human_bytes(limits.max_in_memory)}: not opened"
-            )
-            return
-        fh = io.BytesIO(data)
     _check_directory(fh, limits)
     with zipfile.ZipFile(fh) as zf:
         encrypted = 0
         for info in zf.infolist():
-            if info.is_dir():
+            raw_name = info.filename
+            if raw_name.endswith("/"):  # a directory (is_dir() fails on an empty name)
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):  # never followed
                 continue
             if budget.members_left <= 0:
-                warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")
+                warn(_members_warning(path, limits))
                 break
             if budget.exhausted:
                 break
@@ -424,23 +427,21 @@ def _zip_members(
             if info.flag_bits & 0x1:
                 encrypted += 1
                 continue
-            name = f"{path}!{_clean(info.filename)}"
+            name = f"{path}!{_clean(raw_name) or '?'}"
             try:
                 with zf.open(info) as member:
                     yield from _member(name, member, depth, limits, budget, warn)
-            except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError) as exc:
-                warn(f"cannot read {name}: {_reason(exc)}")
-            except _decompress_errors() as exc:
+            except Exception as exc:  # one bad member never ends the archive
                 warn(f"cannot read {name}: {_reason(exc)}")
         if encrypted:
             warn(f"{path}: {encrypted} encrypted member(s) not scanned")
 
 
-def _decompress_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import zlib
-
-    return (zlib.error, lzma.LZMAError, ValueError, RuntimeError)
+def _members_warning(path: str, limits: Limits) -> LimitWarning:
+    return LimitWarning(
+        "archive-members",
+        f"{path}: over {limits.max_members} members (limit); the rest not scanned",
+    )
 
 
 def _check_directory(fh: IO[bytes], limits: Limits) -> None:
@@ -461,13 +462,20 @@ def _check_directory(fh: IO[bytes], limits: Limits) -> None:
         loc = tail.rfind(b"PK\x06\x07", 0, at)
         if loc != -1 and loc + 20 <= len(tail):
             (offset,) = struct.unpack("<8xQ4x", tail[loc : loc + 20])
-            fh.seek(offset)
-            rec = fh.read(56)
+            rec = b""
+            if offset <= size - 56:  # an absurd offset (OverflowError in seek) is no record
+                fh.seek(offset)
+                rec = fh.read(56)
             if rec[:4] == b"PK\x06\x06" and len(rec) == 56:
                 entries, cd_size = struct.unpack("<32xQQ8x", rec)
+    # what the file can hold: a directory within it, 46 bytes or more per entry (a count or size
+    # left at its zip64 sentinel, with no readable zip64 record, is no claim)
+    cd_size = min(cd_size, size)
+    entries = min(entries, cd_size // 46)
     if entries > limits.max_members or cd_size > 256 * limits.max_members + (1 << 20):
         raise zipfile.LargeZipFile(
-            f"{entries} members in the central directory (limit {limits.max_members})"
+            f"{entries} members ({human_bytes(cd_size)}) in the central directory "
+            f"(limit {limits.max_members} members)"
         )
     fh.seek(0)
 
@@ -482,22 +490,153 @@ def _tar_members(
 ) -> Iterator[Chunk]:
     import tarfile
 
-    with tarfile.open(fileobj=cast("IO[bytes]", fh), mode="r|") as tf:
+    info = _tarinfo(limits.max_tar_header)
+    with tarfile.open(fileobj=cast("IO[bytes]", fh), mode="r|", tarinfo=info) as tf:
         member: tarfile.TarInfo
         for member in tf:
-            if not member.isreg():  # symlinks, hard links, devices: never followed
-                continue
-            if budget.members_left <= 0:
-                warn(f"{path}: over {limits.max_members} members (limit); the rest not scanned")
-                break
-            if budget.exhausted:
+            if budget.members_left <= 0:  # every entry counts: tarfile keeps each one in a list
+                warn(_members_warning(path, limits))
                 break
             budget.members_left -= 1
-            stream = tf.extractfile(member)
-            if stream is None:
+            if not member.isreg():  # symlinks, hard links, devices: never followed
                 continue
-            name = f"{path}!{_clean(member.name)}"
-            yield from _member(name, stream, depth, limits, budget, warn)
+            if budget.exhausted:
+                break
+            name = f"{path}!{_clean(member.name) or '?'}"
+            try:
+                stream = tf.extractfile(member)
+                if stream is None:
+                    continue
+                yield from _member(name, stream, depth, limits, budget, warn)
+            except Exception as exc:  # a tar is one stream: what follows is lost with it
+                warn(
+                    f"cannot read tar archive {path}: {_reason(exc)} (in {name}); "
+                    "the rest is not scanned"
+                )
+                return
+
+
+# --------------------------------------------------------------------------- tar headers
+#
+# tarfile reads a pax or GNU long-name header whole into memory, whatever size it claims, and on
+# Python versions before the fix of CVE-2024-6232 parses pax records with regexes that take
+# quadratic time (a 461-byte .tar.gz held tarfile for a minute). So before tarfile reads one:
+# its size is capped; and its records are parsed here, in linear time, and tarfile is handed
+# only what kascan needs (``size``, which places the next header; ``path`` is applied as the
+# member's label afterwards): every Python version then does the same, linear work.
+
+_LONG_HEADERS = {
+    b"x": "pax",
+    b"g": "pax global",
+    b"X": "pax",
+    b"L": "GNU long-name",
+    b"K": "GNU long-link",
+}
+_PAX_RECORDS = 4096  # records in one pax header (real ones hold a handful)
+_TARINFO: dict[int, type[tarfile.TarInfo]] = {}
+
+
+class _TarLimit(Exception):
+    """A tar header over a limit: the archive is not read further (a LimitWarning)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class _BadPax(ValueError):
+    """A pax header that is not a sequence of ``"%d %s=%s\n"`` records."""
+
+
+def _tarinfo(cap: int) -> type[tarfile.TarInfo]:
+    """A TarInfo class that checks long headers before tarfile reads them (one per cap)."""
+    got = _TARINFO.get(cap)
+    if got is not None:
+        return got
+    import tarfile
+
+    class _CheckedTarInfo(tarfile.TarInfo):
+        def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            what = _LONG_HEADERS.get(self.type)
+            if what is not None and self.size > cap:
+                raise _TarLimit(
+                    "tar-header",
+                    f"a {what} header of {human_bytes(self.size)} (limit {human_bytes(cap)})",
+                )
+            member: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
+            return member
+
+        def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            return _proc_pax(self, tf, super()._proc_pax)  # type: ignore[misc]
+
+    _TARINFO[cap] = _CheckedTarInfo
+    return _CheckedTarInfo
+
+
+def _proc_pax(
+    info: tarfile.TarInfo, tf: tarfile.TarFile, parse: Callable[[tarfile.TarFile], tarfile.TarInfo]
+) -> tarfile.TarInfo:
+    """tarfile's pax step, fed a rebuilt header: its first read (the header's data, in every
+    version) is answered with the ``size`` record alone; the ``path`` record becomes the name of
+    the member that tarfile returns."""
+    stream = cast("object", tf.fileobj)
+    want = -(-info.size // 512) * 512
+    real_read = stream.read  # type: ignore[attr-defined]
+    found: dict[bytes, bytes] = {}
+
+    def first_read(n: int = -1) -> bytes:
+        vars(stream).pop("read", None)  # later reads go straight to the stream
+        buf: bytes = real_read(n)
+        return _rebuilt_pax(buf, info.size, found) if n == want else buf
+
+    try:
+        vars(stream)["read"] = first_read
+    except TypeError:  # pragma: no cover - a stream without a __dict__: tarfile's own parse
+        return parse(tf)
+    try:
+        member = parse(tf)
+    finally:
+        vars(stream).pop("read", None)
+    if b"path" in found and info.type in (b"x", b"X"):
+        member.name = found[b"path"].decode("utf-8", "surrogateescape")
+    return member
+
+
+def _rebuilt_pax(buf: bytes, size: int, found: dict[bytes, bytes]) -> bytes:
+    """Parse the records of a pax header in one pass; keep ``path`` in ``found`` and return a
+    header of the same length that holds only the ``size`` record."""
+    pos, records = 0, 0
+    while pos < size:
+        space = buf.find(b" ", pos, min(pos + 21, size))
+        digits = buf[pos:space] if space > pos else b""
+        if not digits.isdigit() or not digits.isascii():
+            if not buf[pos:size].strip(b"\0"):  # NUL padding
+                break
+            raise _BadPax("invalid pax header (not a length and a space)")
+        end = pos + int(digits)
+        if end > size or end < space + 3 or buf[end - 1] != 0x0A:
+            raise _BadPax("invalid pax header (a record's length is wrong)")
+        eq = buf.find(b"=", space + 1, end - 1)
+        if eq <= space + 1:
+            raise _BadPax("invalid pax header (a record has no keyword)")
+        records += 1
+        if records > _PAX_RECORDS:
+            raise _TarLimit("tar-header", f"over {_PAX_RECORDS} records in a pax header (limit)")
+        key = buf[space + 1 : eq]
+        if key in (b"path", b"size"):
+            found[key] = buf[eq + 1 : end - 1]
+        pos = end
+    out = b""
+    if b"size" in found:
+        value = found[b"size"]
+        if not (value.isdigit() and value.isascii() and len(value) <= 20):
+            raise _BadPax("invalid pax header (size is not a number)")
+        body = b" size=" + value + b"\n"
+        n = len(body) + 1
+        while len(str(n)) + len(body) != n:
+            n += 1
+        out = str(n).encode() + body
+    return out + b"\0" * max(len(buf) - len(out), 0)
 
 
 def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterator[Chunk]:

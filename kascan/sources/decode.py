@@ -17,19 +17,51 @@ its hits. UTF-16 is looked for only in chunks with NUL bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from kascan.engine import hits as needle_hits
 from kascan.model import Chunk, Decoders
-from kascan.rules import BUILTIN_PREFIX
+from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX
+from kascan.stats import LimitWarning
+
+Warn = Callable[[str], None]
 
 PREFIX = BUILTIN_PREFIX.encode()
-_B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 _CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple of 4)
 # "k\0a\0…_": both byte orders contain it
 UTF16_PREFIX = bytes(b for c in PREFIX for b in (c, 0))[:-1]
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]*")
+_PAD_RUN = re.compile(rb"=*")
 _U16_CONTEXT = 512  # characters decoded on each side of a UTF-16 hit
+# Decoded hits per chunk that hold no key-shaped text after the prefix (a flood of encoded
+# prefixes): past this many, the rest of the chunk is not decoded, with a warning. A hit that
+# decodes to a whole key never counts, so real keys are never held back by the cap.
+HIT_LIMIT = 1024
+
+
+def _no_warn(_: str) -> None:
+    pass
+
+
+def _key_shaped(text: bytes) -> bool:
+    """The prefix and a full body of letters and digits: what a real key decodes to."""
+    body = text[len(PREFIX) : len(PREFIX) + BUILTIN_BODY_LEN]
+    return (
+        text.startswith(PREFIX)
+        and len(body) == BUILTIN_BODY_LEN
+        and body.isalnum()
+        and body.isascii()
+    )
+
+
+def _hit_limit(chunk: Chunk, what: str) -> LimitWarning:
+    return LimitWarning(
+        "decoder-hits",
+        f"{chunk.path}: over {HIT_LIMIT} {what} key prefixes without a key in one window "
+        "(limit); the rest of the window is not decoded",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,25 +140,34 @@ def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
     return any(s >= lo for s, _i in needle_hits(data).base64)  # exact: kascan.engine
 
 
-def _find_needles(data: bytes, lo: int, hi: int) -> list[tuple[int, _Needle]]:
-    """(start, needle) for every needle starting in [lo, hi), in order."""
-    needles = _plan().needles  # all found in one pass of kascan.engine, sorted by start
-    return [(s, needles[i]) for s, i in needle_hits(data).base64 if lo <= s <= hi]
+_Hit = tuple[int, int, "_Needle"]
+
+
+def _find_needles(data: bytes, lo: int, hi: int, most: int) -> tuple[list[_Hit], bool]:
+    """(group, start, needle) for the first ``most`` needles starting in [lo, hi], in the order
+    of the 4-character groups they sit in, and whether more were left for a later call. Every
+    needle is found in the one pass of :mod:`kascan.engine` over the chunk."""
+    needles = _plan().needles
+    hits = [
+        (s - needles[i].lead, s, needles[i]) for s, i in needle_hits(data).base64 if lo <= s <= hi
+    ]
+    hits.sort(key=lambda h: h[0])
+    more = len(hits) > most
+    del hits[most:]
+    return hits, more
 
 
 def _run_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
-    """Extend [start, end) over base64 characters, at most _CONTEXT on each side."""
+    """Extend [start, end) over base64 characters, at most _CONTEXT on each side (scanned by the
+    regex engine, not a Python loop: this runs for every hit)."""
     lo_limit = max(start - _CONTEXT, 0)
-    i = start
-    while i > lo_limit and data[i - 1] in _B64_CHARS:
-        i -= 1
+    back = _B64_RUN.match(data[lo_limit:start][::-1])
+    i = start - (back.end() if back else 0)
     hi_limit = min(end + _CONTEXT, len(data))
-    j = end
-    while j < hi_limit and data[j] in _B64_CHARS:
-        j += 1
-    while j < len(data) and j - end < _CONTEXT + 2 and data[j] == 0x3D:  # '=' padding
-        j += 1
-    return i, j
+    fwd = _B64_RUN.match(data, end, hi_limit)
+    j = fwd.end() if fwd else end
+    pad = _PAD_RUN.match(data, j, min(j + _CONTEXT + 2, len(data)))  # '=' padding
+    return i, pad.end() if pad else j
 
 
 def _b64decode(text: bytes) -> bytes:
@@ -154,43 +195,80 @@ def _decode_at(data: bytes, group: int) -> tuple[bytes, int]:
     return _b64decode(data[start:run_hi]), (group - start) // 4 * 3
 
 
-def _position(chunk: Chunk, offset: int) -> tuple[int, int]:
-    """1-based line and 0-based column of ``chunk.data[offset]``."""
-    data = chunk.data
-    nl = data.rfind(b"\n", 0, offset)
-    line = chunk.line + (data.count(b"\n", 0, offset) if nl != -1 else 0)
-    if nl == -1:
-        return line, chunk.column + len(data[:offset].decode("utf-8", "replace"))
-    return line, len(data[nl + 1 : offset].decode("utf-8", "replace"))
+class _Where:
+    """Line and column of increasing offsets in one chunk, counted from the previous offset on
+    (a flood of hits in one long line costs one pass over it, not one per hit)."""
+
+    __slots__ = ("column", "data", "line", "pos")
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.data = chunk.data
+        self.pos = 0
+        self.line = chunk.line
+        self.column = chunk.column
+
+    def at(self, offset: int) -> tuple[int, int]:
+        """1-based line and 0-based column of ``data[offset]`` (``offset`` >= the last one)."""
+        if offset > self.pos:
+            seg = self.data[self.pos : offset]
+            nl = seg.rfind(b"\n")
+            if nl == -1:
+                self.column += _chars(seg)
+            else:
+                self.line += seg.count(b"\n")
+                self.column = _chars(seg[nl + 1 :])
+            self.pos = offset
+        return self.line, self.column
+
+
+def _chars(seg: bytes) -> int:
+    return len(seg) if seg.isascii() else len(seg.decode("utf-8", "replace"))
 
 
 def _label(chunk: Chunk, how: str) -> str:
     return f"{chunk.decoded}+{how}" if chunk.decoded else how
 
 
-def base64_chunks(chunk: Chunk) -> Iterator[Chunk]:
-    """A pinned chunk of decoded bytes for every base64-encoded key prefix in the chunk."""
+def base64_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
+    """A pinned chunk of decoded bytes for every base64-encoded key prefix in the chunk.
+
+    Linear in the chunk: hits are found a bounded batch at a time and taken in order, each
+    decodes a bounded run around it, and positions are counted on from the previous hit; past
+    :data:`HIT_LIMIT` hits that decode to no key, the rest of the chunk is left, with a
+    warning."""
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
-    if hi <= lo:
-        return
     done: set[int] = set()
-    for s, needle in _find_needles(data, lo, hi):
-        group = s - needle.lead
-        if group < 0 or group in done:
-            continue
-        done.add(group)
-        decoded, at = _decode_at(data, group)
-        line, column = _position(chunk, group)
-        inner = needle.inner
-        if inner is None:
-            yield _pinned(chunk, decoded, at + needle.align, line, column, "base64")
-            continue
-        s2 = at + needle.align  # where the inner encoding's needle sits in the decoded bytes
-        g2 = s2 - inner.lead
-        if g2 >= 0 and decoded.startswith(inner.text, s2):
-            dec2, at2 = _decode_at(decoded, g2)
-            yield _pinned(chunk, dec2, at2 + inner.align, line, column, "base64+base64")
+    where = _Where(chunk)
+    empty = 0
+    more = hi > lo
+    while more:
+        hits, more = _find_needles(data, lo, hi, 2 * HIT_LIMIT)
+        for group, _start, needle in hits:
+            lo = max(lo, group)  # the next batch starts here (a group seen again is done)
+            if group < 0 or group in done:
+                continue
+            if empty >= HIT_LIMIT:
+                warn(_hit_limit(chunk, "base64-encoded"))
+                return
+            done.add(group)
+            decoded, at = _decode_at(data, group)
+            line, column = where.at(group)
+            inner = needle.inner
+            if inner is None:
+                key_at = at + needle.align
+                empty += not _key_shaped(decoded[key_at:])
+                yield _pinned(chunk, decoded, key_at, line, column, "base64")
+                continue
+            s2 = at + needle.align  # where the inner encoding's needle sits in the decoded bytes
+            g2 = s2 - inner.lead
+            if g2 >= 0 and decoded.startswith(inner.text, s2):
+                dec2, at2 = _decode_at(decoded, g2)
+                key_at = at2 + inner.align
+                empty += not _key_shaped(dec2[key_at:])
+                yield _pinned(chunk, dec2, key_at, line, column, "base64+base64")
+            else:
+                empty += 1
 
 
 def _pinned(chunk: Chunk, data: bytes, key_at: int, line: int, column: int, how: str) -> Chunk:
@@ -210,36 +288,85 @@ def _pinned(chunk: Chunk, data: bytes, key_at: int, line: int, column: int, how:
     )
 
 
-def utf16_chunks(chunk: Chunk) -> Iterator[Chunk]:
-    """A chunk of the decoded line around every UTF-16 ``ka_live_`` in the chunk."""
+def _utf16_hits(data: bytes, lo: int, hi: int) -> Iterator[int]:
+    """Every start of the UTF-16 prefix whole in [lo, hi), in order: from the one pass of
+    :mod:`kascan.engine` over the chunk."""
+    end = hi - len(UTF16_PREFIX)
+    for p in needle_hits(data).utf16:
+        if lo <= p <= end:
+            yield p
+
+
+class _NewLines:
+    """Encoded newlines on one byte parity before increasing offsets, counted from the
+    previous offset on (one pass over a chunk, however many hits it holds)."""
+
+    __slots__ = ("count", "data", "last", "nl", "parity", "pos")
+
+    def __init__(self, data: bytes, nl: bytes, parity: int) -> None:
+        self.data = data
+        self.nl = nl
+        self.parity = parity
+        self.pos = 0
+        self.count = 0
+        self.last = -1  # the last such newline seen
+
+    def before(self, unit: int) -> None:
+        """Take in every newline that ends at or before ``unit``."""
+        find = self.data.find
+        q = find(self.nl, self.pos, unit)
+        while q != -1:
+            if q % 2 == self.parity:
+                self.count += 1
+                self.last = q
+            q = find(self.nl, q + 1, unit)
+        self.pos = max(self.pos, unit - 1)
+
+
+def utf16_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
+    """A chunk of the decoded line around every UTF-16 ``ka_live_`` in the chunk.
+
+    Linear in the chunk: lines are counted on from the previous hit, each hit decodes a bounded
+    window, and past :data:`HIT_LIMIT` hits that decode to no key the rest is left, with a
+    warning."""
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
     at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
     bom = data[:2] if at_start and data[:2] in (b"\xff\xfe", b"\xfe\xff") else b""
-    for p in needle_hits(data).utf16:  # found in one pass of kascan.engine
-        if p < lo or p + len(UTF16_PREFIX) > hi:
-            continue
+    lines: dict[tuple[bytes, int], _NewLines] = {}
+    empty = 0
+    for p in _utf16_hits(data, lo, hi):
         # ASCII in UTF-16 reads the same in both byte orders one byte apart: big-endian only
         # with its BOM, or for a whole file that starts with a NUL and has the hit at an odd offset
         if bom == b"\xfe\xff" or (not bom and at_start and p % 2 and data[:1] == b"\0"):
             enc, unit, nl = "utf-16-be", p - 1, b"\0\n"
         else:
             enc, unit, nl = "utf-16-le", p, b"\n\0"
-        if unit >= 0:
-            yield _utf16_line(chunk, enc, unit, nl, 2 if bom else 0)
+        if unit < 0:
+            continue
+        if empty >= HIT_LIMIT:
+            warn(_hit_limit(chunk, "UTF-16"))
+            return
+        tracker = lines.get((nl, unit % 2))
+        if tracker is None:
+            tracker = lines[nl, unit % 2] = _NewLines(data, nl, unit % 2)
+        tracker.before(unit)
+        out, key_shaped = _utf16_line(chunk, enc, unit, tracker, 2 if bom else 0)
+        empty += not key_shaped
+        yield out
 
 
-def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chunk:
+def _utf16_line(
+    chunk: Chunk, enc: str, unit: int, lines: _NewLines, first: int
+) -> tuple[Chunk, bool]:
     data = chunk.data
-    pos = data.rfind(nl, 0, unit)  # the last encoded newline on a unit boundary before the hit
-    while pos != -1 and (unit - pos) % 2:
-        pos = data.rfind(nl, 0, pos + 1)
+    pos = lines.last  # the last encoded newline on a unit boundary before the hit
     if pos == -1:
         line = chunk.line
         line_start = first if chunk.line == 1 and chunk.fresh == 0 else unit % 2
         column0 = chunk.column
     else:
-        line = chunk.line + data.count(nl, 0, pos + 2)
+        line = chunk.line + lines.count
         line_start = pos + 2
         column0 = 0
     win_lo = max(line_start, unit - 2 * _U16_CONTEXT)
@@ -250,22 +377,30 @@ def _utf16_line(chunk: Chunk, enc: str, unit: int, nl: bytes, first: int) -> Chu
     before = len(text.encode("utf-8"))
     text += after.partition("\n")[0]
     out = text.encode("utf-8")
-    return Chunk(
-        chunk.path,
-        out,
-        line,
-        column0 + (win_lo - line_start) // 2,
-        fresh=before,
-        tail=max(len(out) - before - 1, 0),
-        commit=chunk.commit,
-        repo=chunk.repo,
-        decoded=_label(chunk, enc[:6] + enc[7:]),
-        origin=chunk.origin,
+    key_shaped = _key_shaped(out[before : before + len(PREFIX) + BUILTIN_BODY_LEN])
+    return (
+        Chunk(
+            chunk.path,
+            out,
+            line,
+            column0 + (win_lo - line_start) // 2,
+            fresh=before,
+            tail=max(len(out) - before - 1, 0),
+            commit=chunk.commit,
+            repo=chunk.repo,
+            decoded=_label(chunk, enc[:6] + enc[7:]),
+            origin=chunk.origin,
+        ),
+        key_shaped,
     )
 
 
-def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk]:
-    """Every chunk, each followed by the decoded chunks of what it hides."""
+def decode_chunks(
+    chunks: Iterable[Chunk], decoders: Decoders, warn: Warn | None = None
+) -> Iterator[Chunk]:
+    """Every chunk, each followed by the decoded chunks of what it hides; ``warn`` hears of a
+    chunk whose hits were more than :data:`HIT_LIMIT` (the scan is then incomplete)."""
+    warn = warn or _no_warn
     b64, u16 = decoders.base64, decoders.utf16
     if not (b64 or u16):
         yield from chunks
@@ -280,6 +415,6 @@ def decode_chunks(chunks: Iterable[Chunk], decoders: Decoders) -> Iterator[Chunk
             len(data) > SNIFF_NUL and chunk.fresh > 0 and b"\0" in data
         )
         if b64 and might_hide_base64(data, chunk.fresh, not binary):
-            yield from base64_chunks(chunk)
+            yield from base64_chunks(chunk, warn)
         if u16 and binary:
-            yield from utf16_chunks(chunk)
+            yield from utf16_chunks(chunk, warn)

@@ -253,7 +253,7 @@ class TreeWalk(TreeSource):
                 Ignorer.for_root(self.root, self.excludes, use_git=False) if self.excludes else None
             )
         else:
-            ignorer = Ignorer.for_root(self.root, self.excludes)
+            ignorer = Ignorer.for_root(self.root, self.excludes, warn=warn)
         yield from iter_tree(
             self.root, self.prefix, ignorer, self.stats, warn, self.follow_symlinks
         )

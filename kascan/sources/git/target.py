@@ -53,8 +53,15 @@ class Target:
     what: str = ""  # what the revisions are, for the summary
 
 
-def excluder(patterns: Sequence[str]) -> Excluded | None:
+def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
+    """A matcher of gitignore patterns (a pattern that would backtrack for ever is refused
+    with a warning: more is scanned, never less)."""
     lines = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
+    if not lines:
+        return None
+    from kascan.ignore import affordable
+
+    lines = affordable(lines, warn, ".kascanignore/exclude")
     if not lines:
         return None
     import pathspec
@@ -108,10 +115,9 @@ def _repo_config(
         return _config_at(repo, "HEAD", warn)
     top = Path(repo.work_tree)
     cfg = load_config(top, warn)
-    ignore: list[str] = []
-    with contextlib.suppress(OSError):
-        ignore = (top / ".kascanignore").read_text("utf-8", "replace").splitlines()
-    return cfg, ignore, frozenset()
+    from kascan.ignore import read_ignore_lines  # a FIFO or /dev/zero is not read
+
+    return cfg, read_ignore_lines(top / ".kascanignore", warn), frozenset()
 
 
 def relative_files(repo: GitRepo, files: Sequence[str], warn: Warn) -> list[str]:
@@ -249,7 +255,7 @@ class HistorySource(Source):
             t.repo,
             run.stats,
             label=t.label,
-            excluded=excluder(t.exclude),
+            excluded=excluder(t.exclude, run.warn),
             progress=Progress(self.progress, f"scanning {t.repo.display}"),
             rules=run.rules,
             wants=may_hide(run.decoders),
@@ -280,7 +286,7 @@ class StagedSource(Source):
         from kascan.sources.git import patch as p
 
         repo, label, stats = self.target.repo, self.label, run.stats
-        excluded = excluder(self.target.exclude)
+        excluded = excluder(self.target.exclude, run.warn)
         pstats = p.PatchStats()
         if self.files is None:
             yield from p.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
@@ -338,7 +344,12 @@ class RangeSource(Source):
         t = self.target
         pstats = p.PatchStats()
         yield from p.iter_range(
-            t.repo, t.revs, run.stats, label=t.label, excluded=excluder(t.exclude), pstats=pstats
+            t.repo,
+            t.revs,
+            run.stats,
+            label=t.label,
+            excluded=excluder(t.exclude, run.warn),
+            pstats=pstats,
         )
         where = f" in {t.repo.display}" if t.label else ""
         if pstats.commits == 0:
