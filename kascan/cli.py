@@ -1,5 +1,5 @@
 """The command line: a lazy table of commands, and one place that maps every error to one line
-and an exit code (0 clean, 1 findings, 2 error, 130 interrupted, 143/129 terminated)."""
+and an exit code (0 clean, 1 findings, 2 error; 130 ^C, 143 SIGTERM, 129 SIGHUP)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,13 @@ def cli() -> None:
     """
 
 
+_SIGNALLED: list[int] = []  # the signal that ended the run (SIGTERM, SIGHUP), for the exit code
+
+
 def _on_signal(signum: int, _frame: object) -> None:
-    # SIGTERM/SIGHUP as ^C: the pipeline writes what it found and cleans up, then we exit
+    # SIGTERM/SIGHUP as ^C: the pipeline writes what it found and cleans up (clones, workers),
+    # then the exit code says which signal it was (128 + its number)
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
 
@@ -64,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="kascan", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("kascan: interrupted", err=True)
-        sys.exit(130)
+        signum = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT
+        click.echo(f"kascan: interrupted ({signal.Signals(signum).name})", err=True)
+        sys.exit(128 + signum)
     except click.ClickException as exc:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n"

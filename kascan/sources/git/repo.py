@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import replace
@@ -78,24 +79,50 @@ def safe_url(url: str) -> str:
     return url
 
 
+# the transports a clone may use unless the user's GIT_ALLOW_PROTOCOL says otherwise: never
+# ``ext::`` (runs a command) or ``fd::`` (reads a descriptor, and can wait for ever)
+CLONE_PROTOCOLS = "file:git:http:https:ssh"
+CLONE_TIMEOUT = 1800.0  # seconds; KASCAN_CLONE_TIMEOUT overrides
+
+
 def clone(url: str, dest: str) -> GitRepo:
-    """A bare clone of ``url`` in ``dest`` (a private temporary directory)."""
+    """A bare clone of ``url`` in ``dest`` (a private temporary directory), bounded in time."""
     shown = safe_url(url)
     if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
         raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
     env = git_env(network=True)
+    env.setdefault("GIT_ALLOW_PROTOCOL", CLONE_PROTOCOLS)
     try:
-        proc = subprocess.run(
-            ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest],
+        timeout = float(os.environ.get("KASCAN_CLONE_TIMEOUT") or CLONE_TIMEOUT)
+    except ValueError:
+        raise KascanError("KASCAN_CLONE_TIMEOUT must be a number of seconds") from None
+    argv = ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest]
+    try:
+        proc = subprocess.Popen(
+            argv,
             env=env,
-            capture_output=True,
-            check=False,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout ends its helpers too
         )
     except OSError as exc:
         raise KascanError(f"cannot run git: {exc.strerror or exc}") from None
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except BaseException as exc:  # a timeout, ^C or SIGTERM: no git left behind
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise KascanError(
+                f"cannot clone {shown}: no answer in {timeout:g} s (KASCAN_CLONE_TIMEOUT)"
+            ) from None
+        raise
     if proc.returncode != 0:
-        reason = last_line(proc.stderr).replace(url, shown)
+        reason = last_line(stderr).replace(url, shown)
         raise KascanError(f"cannot clone {shown}: {reason}")
     repo = open_repo(dest, shown)
     return replace(repo, display=shown)
