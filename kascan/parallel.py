@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kascan.errors import KascanError
-from kascan.sources.files import FileRef
+from kascan.sources.base import FileRef
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:

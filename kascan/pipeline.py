@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from kascan.fleet import StateStore
     from kascan.report import RepoSummary
     from kascan.rules import RuleSet
-    from kascan.sources.files import FileRef
+    from kascan.sources.base import FileRef
 
 
 # --------------------------------------------------------------------------- the stages

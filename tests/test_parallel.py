@@ -15,7 +15,7 @@ from kascan.ignore import _quick_test
 from kascan.model import Candidate
 from kascan.parallel import BATCH_FILES, TreeScanner
 from kascan.rules import load_rules
-from kascan.sources.files import FileRef
+from kascan.sources.base import FileRef
 from kascan.stats import ScanStats
 
 from .conftest import PREFIX, Result, findings_of, make_key

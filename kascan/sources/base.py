@@ -14,9 +14,16 @@ from kascan.stats import ScanStats
 if TYPE_CHECKING:
     from kascan.rules import RuleSet
     from kascan.sources.archives import Limits
-    from kascan.sources.files import FileRef
 
 Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file of a walk: what to open, and what to report (relative to the scan root, "/")."""
+
+    fs_path: str
+    path: str
 
 
 @dataclass(frozen=True, slots=True)

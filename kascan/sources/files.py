@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kascan.model import Chunk
 from kascan.sources.archives import iter_content
-from kascan.sources.base import Run, Source, TreeSource
+from kascan.sources.base import FileRef, Run, Source, TreeSource
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -19,12 +18,6 @@ if TYPE_CHECKING:
     from kascan.sources.archives import Limits
 
 Warn = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    fs_path: str  # what to open
-    path: str  # what to report: relative to the scan root, "/" separators
 
 
 def _name(entry: os.DirEntry[str]) -> str:

@@ -415,7 +415,8 @@ def iter_index_files(
 ) -> Iterator[Chunk]:
     """The whole staged content of ``files`` (paths relative to the work tree top); a file that
     is not in the index is read from the work tree (its archives opened with ``archives``)."""
-    from kascan.sources.files import FileRef, read_file
+    from kascan.sources.base import FileRef
+    from kascan.sources.files import read_file
 
     wanted = [f for f in files if not (excluded is not None and excluded(f))]
     stats.skipped["excluded"] += len(files) - len(wanted)

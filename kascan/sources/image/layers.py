@@ -22,8 +22,8 @@ from typing import IO, cast
 from kascan.errors import KascanError
 from kascan.model import Chunk
 from kascan.sources.archives import Limits, expand
-from kascan.sources.image import Blob, Image, Readable, Warn
 from kascan.sources.image.manifest import clean, load_json, valid_digest
+from kascan.sources.image.types import Blob, Image, Readable, Warn
 from kascan.sources.stream import iter_stream
 from kascan.stats import ScanStats, human_bytes
 

@@ -11,7 +11,7 @@ from typing import cast
 
 from kascan.errors import KascanError
 from kascan.model import scrub
-from kascan.sources.image import Blob, Image, ImageSettings, Readable, Warn
+from kascan.sources.image.types import Blob, Image, ImageSettings, Readable, Warn
 
 INDEX_TYPES = frozenset(
     {

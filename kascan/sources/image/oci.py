@@ -17,7 +17,6 @@ from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
-from kascan.sources.image import Blob, Image, ImageSettings, Readable, Warn
 from kascan.sources.image.manifest import (
     MAX_CONFIG,
     MAX_MANIFEST,
@@ -28,6 +27,7 @@ from kascan.sources.image.manifest import (
     sha256_digest,
     valid_digest,
 )
+from kascan.sources.image.types import Blob, Image, ImageSettings, Readable, Warn
 
 if TYPE_CHECKING:
     import tarfile

@@ -32,7 +32,6 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from kascan import __version__
 from kascan.errors import KascanError
-from kascan.sources.image import Blob, Image, ImageSettings, Readable, Warn
 from kascan.sources.image.manifest import (
     ACCEPT,
     MAX_MANIFEST,
@@ -42,6 +41,7 @@ from kascan.sources.image.manifest import (
     sha256_digest,
     valid_digest,
 )
+from kascan.sources.image.types import Blob, Image, ImageSettings, Readable, Warn
 
 if TYPE_CHECKING:
     import httpx
