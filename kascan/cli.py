@@ -3,7 +3,6 @@ error to one line and an exit code (0 clean, 1 findings, 2 error, 130 interrupte
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +15,7 @@ import click
 from kascan import __version__
 from kascan.errors import KascanError
 from kascan.model import STATUSES, Candidate, Chunk, Finding, scrub
+from kascan.output import escape
 from kascan.report import EXTENSIONS, FORMATS, ReportContext
 from kascan.stats import ScanStats
 
@@ -312,7 +312,7 @@ class Reporter:
         self._warned.add(message)
         self.stats.warnings += 1
         if not self.opts.quiet:
-            click.echo(f"kascan: warning: {scrub(message)}", err=True)
+            click.echo(f"kascan: warning: {escape(scrub(message))}", err=True)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -342,46 +342,17 @@ class Reporter:
                 click.echo(line, err=True)
 
     def _write_file(self, fmt: str, path: Path, ctx: ReportContext) -> None:
-        import tempfile
-
+        from kascan.output import write_report
         from kascan.report import renderer
+        from kascan.report.text_report import format_finding
 
         render = renderer(fmt)
-        tmp: str | None = None
-        try:
-            if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace
-                with path.open("w", encoding="utf-8") as fh:
-                    render(self.findings, fh, ctx)
-                return
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                render(self.findings, fh, ctx)
-            if not ctx.show_secrets:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-            tmp = None
-        except OSError as exc:
-            if not self.stream_text:
-                from kascan.report.text_report import format_finding
 
-                for f in self.findings:
-                    click.echo(format_finding(f, replace(ctx, color=False)), err=True)
-            raise KascanError(f"cannot write report {path}: {exc.strerror or exc}") from None
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        def lost() -> None:  # a failed write: the findings still reach stderr
+            for f in [] if self.stream_text else self.findings:
+                click.echo(format_finding(f, ctx), err=True)
 
-
-def _is_special(path: Path) -> bool:
-    import stat
-
-    try:
-        return not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
-    except OSError:
-        return False
+        write_report(path, lambda fh: render(self.findings, fh, ctx), ctx.show_secrets, lost)
 
 
 def run_pipeline(
@@ -664,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n"
             click.echo(exc.ctx.get_usage() + "\n" + hint, err=True)
-        click.echo(f"Error: {scrub(exc.format_message())}", err=True)
+        click.echo(f"Error: {escape(scrub(exc.format_message()))}", err=True)
         sys.exit(exc.exit_code if exc.exit_code else 2)
     except BrokenPipeError:
         _quiet_pipe()
@@ -673,8 +644,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if _DEBUG:
             import traceback
 
-            click.echo(scrub("".join(traceback.format_exc())), err=True)
-        click.echo(f"kascan: internal error: {type(exc).__name__}: {scrub(str(exc))}", err=True)
+            for line in traceback.format_exc().splitlines():
+                click.echo(escape(scrub(line)), err=True)
+        click.echo(
+            f"kascan: internal error: {type(exc).__name__}: {escape(scrub(str(exc)))}", err=True
+        )
         sys.exit(2)
     try:
         sys.stdout.flush()

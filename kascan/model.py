@@ -17,10 +17,17 @@ DropReason = Literal["placeholder", "low-entropy", "allowlist", "inline-allow"]
 REDACT_KEEP = 4
 
 
+_REDACT_HEAD = re.compile(r"[A-Za-z]{1,12}(?:_[A-Za-z]{1,12})?")
+
+
 def redact(value: str) -> str:
-    """``ka_live_Ab3d…``: the prefix up to the last ``_`` plus four characters of the body."""
+    """``ka_live_Ab3d…``: the prefix up to the last ``_`` plus four characters of the body.
+
+    The prefix is kept only when it looks like one (one or two words of letters, e.g. ``ka_live``
+    or ``ghp``); anything else keeps at most four characters, so a value whose "prefix" carries
+    secret material (``github_pat_11AB…_…``, a crafted ``ka_live_<key>_x``) shows none of it."""
     head, sep, body = value.rpartition("_")
-    if not sep or len(body) <= REDACT_KEEP:
+    if not sep or len(body) <= REDACT_KEEP or not _REDACT_HEAD.fullmatch(head):
         keep = min(REDACT_KEEP, len(value) // 4)
         return value[:keep] + "…"
     return head + sep + body[:REDACT_KEEP] + "…"
@@ -42,10 +49,15 @@ class Secret:
 
     @classmethod
     def from_report(cls, shown: str, fingerprint: str) -> Secret:
-        """The full key if ``shown`` is it (its hash is ``fingerprint``), else its redacted form."""
-        if _sha256(shown) == fingerprint:
+        """The full key if ``shown`` is it (its hash is ``fingerprint``), else its redacted form.
+
+        ``shown`` is attacker-written when the report is (``kascan merge`` input): it is kept as
+        the full key only if it is one token (no space or control character, at most 256
+        characters), and as a redacted form only if it is one that :func:`redact` could have made
+        and holds nothing key-shaped; anything else is redacted again."""
+        if _sha256(shown) == fingerprint and _TOKEN.fullmatch(shown):
             return cls(shown)
-        if not shown.endswith("…") or len(shown[:-1].rpartition("_")[2]) > REDACT_KEEP:
+        if not _is_redacted_form(shown):
             shown = redact(shown)  # not a redacted form: never keep more than redact() shows
         return cls(shown, fingerprint)
 
@@ -145,11 +157,50 @@ class Candidate:
     drop: DropReason | None = None
 
 
-_KEYISH = re.compile(r"[A-Za-z0-9]+_live_[A-Za-z0-9]{8,}")
+_TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no space: what a rule's secret is
+
+# What scrub() hides in free text. Each alternative is one kind of credential:
+_SECRETISH = re.compile(
+    # a Kubeadapt key (or its body after the prefix)
+    r"(?P<key>(?<![A-Za-z0-9])[A-Za-z0-9]*(?i:_live_)[A-Za-z0-9]{8,})"
+    # GitHub, GitLab and Slack tokens, AWS access key ids
+    r"|(?P<gh>\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}))"
+    r"|(?P<other>\b(?:glpat-[A-Za-z0-9_-]{20,}|xox[abeoprs]-[A-Za-z0-9-]{10,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}))"
+    # a URL's userinfo (user, password or token before the last @ of the authority)
+    r"|(?P<url>(?<![A-Za-z0-9+.-])(?i:[a-z][a-z0-9+.-]*://)"
+    r"(?P<userinfo>[^/?#\s@]*(?:@[^/?#\s@]*)*)@)"
+    # a credential in a query string
+    r"|(?P<query>(?i:[?&;](?:access_token|private_token|token|password|passwd|pwd|secret"
+    r"|api_key|apikey|key|auth)=)(?P<qvalue>[^&#\s]+))"
+)
+URL_USERINFO = "***"  # what a URL's user and password are shown as
+
+
+def _scrub_match(m: re.Match[str]) -> str:
+    if m.group("url") is not None:
+        return m.group("url")[: m.start("userinfo") - m.start()] + URL_USERINFO + "@"
+    if m.group("query") is not None:
+        return m.group("query")[: m.start("qvalue") - m.start()] + URL_USERINFO
+    return redact(m.group(0))
 
 
 def scrub(text: str) -> str:
-    """Redact anything key-shaped in free text (exception messages, warnings) before it is shown."""
-    if "_live_" not in text:
-        return text
-    return _KEYISH.sub(lambda m: redact(m.group(0)), text)
+    """The one redaction for free text that reaches any output (reports, summaries, warnings,
+    errors): anything key-shaped is redacted (``ka_live_Ab3d…``; also GitHub, GitLab, Slack
+    tokens and AWS key ids), and a URL's user and password and a token in its query are shown as
+    ``***``. Idempotent: scrubbing scrubbed text changes nothing."""
+    return _SECRETISH.sub(_scrub_match, text)
+
+
+def _is_redacted_form(shown: str) -> bool:
+    """Whether ``shown`` is something :func:`redact` makes: at most 64 printable characters
+    ending in ``…``, nothing key-shaped, and no more than four characters after the prefix."""
+    if not shown.endswith("…") or len(shown) > 64 or not _TOKEN.fullmatch(shown[:-1] or "x"):
+        return False
+    if scrub(shown) != shown:
+        return False
+    head, sep, body = shown[:-1].rpartition("_")
+    if sep and _REDACT_HEAD.fullmatch(head):
+        return len(body) <= REDACT_KEEP
+    return len(shown) - 1 <= REDACT_KEEP

@@ -1,13 +1,23 @@
-"""Reporters: each module has ``render(findings, out, ctx) -> None``; chosen ones import lazily."""
+"""Reporters: each module has ``render(findings, out, ctx) -> None``; chosen ones import lazily.
+
+Every renderer passes what it shows through the report boundary here first: :func:`clean_finding`
+and :func:`clean_context` apply the one redaction (:func:`kascan.model.scrub`) to every name,
+label and free text a report can carry (paths, repositories and clone URLs, rule ids and
+descriptions, authors, notes, ``--sarif-category``, ``--path-prefix``), so a key or a token in a
+file name, a URL or a merged report never appears in full; only ``shown()`` may give the
+finding's own key, and only under ``--show-secrets``. :func:`clean_json` does the same to a whole
+JSON document, as the last step before it is written.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TextIO
 
-from kascan.model import Finding
+from kascan.model import Finding, scrub
+from kascan.output import unsurrogate
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -54,5 +64,75 @@ def renderer(fmt: str) -> Renderer:
 
 
 def shown(finding: Finding, ctx: ReportContext) -> str:
-    """The key as a report may show it: redacted unless ``--show-secrets``."""
-    return finding.secret.value if ctx.show_secrets else finding.secret.redacted
+    """The key as a report may show it: redacted (and scrubbed) unless ``--show-secrets``."""
+    if ctx.show_secrets:
+        return unsurrogate(finding.secret.value)
+    return unsurrogate(scrub(finding.secret.redacted))
+
+
+def _opt(text: str | None) -> str | None:
+    return None if text is None else scrub(text)
+
+
+def clean_finding(f: Finding) -> Finding:
+    """``f`` with every name and text it carries scrubbed (the key itself is left to ``shown``)."""
+    c, v = f.commit, f.verification
+    return replace(
+        f,
+        rule_id=scrub(f.rule_id),
+        path=scrub(f.path),
+        repo=_opt(f.repo),
+        decoded=_opt(f.decoded),
+        commit=None
+        if c is None
+        else replace(c, sha=scrub(c.sha), author=scrub(c.author), email=scrub(c.email)),
+        verification=replace(
+            v,
+            detail=_opt(v.detail),
+            organization=_opt(v.organization),
+            organization_id=_opt(v.organization_id),
+        ),
+    )
+
+
+def clean_repo(r: RepoSummary) -> RepoSummary:
+    return replace(r, repo=scrub(r.repo), status=scrub(r.status), error=_opt(r.error))
+
+
+def clean_context(ctx: ReportContext) -> ReportContext:
+    """``ctx`` with its notes, labels, per-repository summaries and rules scrubbed."""
+    return replace(
+        ctx,
+        notes=tuple(scrub(n) for n in ctx.notes),
+        rules=tuple(
+            replace(
+                r,
+                id=scrub(r.id),
+                description=scrub(r.description),
+                tags=tuple(scrub(t) for t in r.tags),
+            )
+            for r in ctx.rules
+        ),
+        sarif_category=_opt(ctx.sarif_category),
+        path_prefix=scrub(ctx.path_prefix),
+        repos=tuple(clean_repo(r) for r in ctx.repos),
+        command=scrub(ctx.command),
+    )
+
+
+def clean_text(text: str) -> str:
+    """Free text for a JSON report: scrubbed, and valid Unicode (no surrogate escapes)."""
+    return unsurrogate(scrub(text))
+
+
+def clean_json(value: object) -> object:
+    """A JSON document with every string in it (keys too) passed through :func:`clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {
+            (clean_text(k) if isinstance(k, str) else k): clean_json(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
