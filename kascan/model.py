@@ -159,38 +159,77 @@ class Candidate:
 
 _TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no space: what a rule's secret is
 
-# What scrub() hides in free text. Each alternative is one kind of credential:
-_SECRETISH = re.compile(
-    # a Kubeadapt key (or its body after the prefix)
-    r"(?P<key>(?<![A-Za-z0-9])[A-Za-z0-9]*(?i:_live_)[A-Za-z0-9]{8,})"
-    # GitHub, GitLab and Slack tokens, AWS access key ids
-    r"|(?P<gh>\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}))"
-    r"|(?P<other>\b(?:glpat-[A-Za-z0-9_-]{20,}|xox[abeoprs]-[A-Za-z0-9-]{10,}"
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}))"
-    # a URL's userinfo (user, password or token before the last @ of the authority)
-    r"|(?P<url>(?<![A-Za-z0-9+.-])(?i:[a-z][a-z0-9+.-]*://)"
-    r"(?P<userinfo>[^/?#\s@]*(?:@[^/?#\s@]*)*)@)"
-    # a credential in a query string
-    r"|(?P<query>(?i:[?&;](?:access_token|private_token|token|password|passwd|pwd|secret"
-    r"|api_key|apikey|key|auth)=)(?P<qvalue>[^&#\s]+))"
+# What scrub() hides in free text. Each kind is found from a literal (``_live_``, ``://``, ``=``,
+# a token prefix) and expanded from there, so a long hostile string costs linear time.
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]*")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_USERINFO = re.compile(r"[^/?#\s@]*(?:@[^/?#\s@]*)*@")  # up to the authority's last @
+_QUERY = re.compile(
+    r"(?i:[?&;](?:access_token|private_token|token|password|passwd|pwd|secret|api_key|apikey"
+    r"|key|auth)=)(?P<value>[^&#\s]+)"
 )
+_TOKENS = re.compile(  # GitHub, GitLab and Slack tokens, AWS access key ids
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abeoprs]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})"
+)
+KEY_BODY_MIN = 8  # "_live_" and at least this many letters or digits: key-shaped
 URL_USERINFO = "***"  # what a URL's user and password are shown as
 
 
-def _scrub_match(m: re.Match[str]) -> str:
-    if m.group("url") is not None:
-        return m.group("url")[: m.start("userinfo") - m.start()] + URL_USERINFO + "@"
-    if m.group("query") is not None:
-        return m.group("query")[: m.start("qvalue") - m.start()] + URL_USERINFO
-    return redact(m.group(0))
+def _redact_keys(text: str) -> str:
+    """Every ``<letters/digits>_live_<8+ letters/digits>`` redacted (any case of ``_live_``)."""
+    low = text.lower()
+    out: list[str] = []
+    last = 0
+    i = low.find("_live_")
+    while i != -1:
+        m = _ALNUM_RUN.match(text, i + 6)  # always matches (maybe empty)
+        end = m.end() if m is not None else i + 6
+        if end - (i + 6) >= KEY_BODY_MIN:
+            start = i
+            while start > last and text[start - 1].isascii() and text[start - 1].isalnum():
+                start -= 1
+            out += (text[last:start], redact(text[start:end]))
+            last = end
+        i = low.find("_live_", max(end, i + 1))
+    return "".join(out) + text[last:] if out else text
+
+
+def _hide_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host`` (and ``scheme://token@host``)."""
+    out: list[str] = []
+    last = 0
+    i = text.find("://")
+    while i != -1:
+        start = i
+        while start > last and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < i and not text[start].isalpha():
+            start += 1  # a scheme starts with a letter
+        m = _USERINFO.match(text, i + 3)
+        if start < i and m is not None and text[i + 3 : m.end() - 1] != URL_USERINFO:
+            out += (text[last : i + 3], URL_USERINFO + "@")
+            last = m.end()
+        i = text.find("://", max(last, i + 3))
+    return "".join(out) + text[last:] if out else text
 
 
 def scrub(text: str) -> str:
     """The one redaction for free text that reaches any output (reports, summaries, warnings,
     errors): anything key-shaped is redacted (``ka_live_Ab3d…``; also GitHub, GitLab, Slack
     tokens and AWS key ids), and a URL's user and password and a token in its query are shown as
-    ``***``. Idempotent: scrubbing scrubbed text changes nothing."""
-    return _SECRETISH.sub(_scrub_match, text)
+    ``***``. Idempotent: scrubbing scrubbed text changes nothing; text with nothing to hide is
+    returned as the same object. Linear in the length of ``text``."""
+    out = text
+    if "_" in out and "_live_" in out.lower():
+        out = _redact_keys(out)
+    if "://" in out:
+        out = _hide_userinfo(out)
+    if "=" in out:
+        out = _QUERY.sub(lambda m: m.group(0)[: m.start("value") - m.start()] + URL_USERINFO, out)
+    if "gh" in out or "glpat-" in out or "xox" in out or "AKIA" in out or "ASIA" in out:
+        out = _TOKENS.sub(lambda m: redact(m.group(0)), out)
+    return text if out == text else out
 
 
 def _is_redacted_form(shown: str) -> bool:

@@ -60,6 +60,8 @@ def escape(text: str) -> str:
     undecodable bytes ``\\xNN``, ``##[`` becomes ``##\\x5b``, and a leading ``::`` (after
     whitespace) ``\\x3a:``, so the result is one line that cannot erase, hide or reorder what
     is around it nor be read as a workflow command. Printable text is returned unchanged."""
+    if text.isprintable() and "##[" not in text and "::" not in text[:2] and not text[:1].isspace():
+        return text  # the common case: nothing to change
     out = _UNSAFE.sub(_visible, text)
     stripped = out.lstrip()
     if stripped.startswith("::"):
@@ -72,6 +74,8 @@ def workflow_data(value: str) -> str:
     """The message of a GitHub workflow command (``::error …::MESSAGE``): ``%``, CR and LF as the
     runner expects them (``%25``, ``%0D``, ``%0A``); other control characters made visible."""
     value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if value.isprintable() and "##[" not in value:
+        return value
     return _UNSAFE.sub(_visible, value)
 
 
@@ -84,13 +88,13 @@ def workflow_property(value: str) -> str:
 def unsurrogate(text: str) -> str:
     """``text`` with the undecodable bytes of a non-UTF-8 name (surrogate escapes) as ``\\xNN``:
     valid Unicode that any UTF-8 writer accepts. Other text is returned unchanged."""
-    if _SURROGATE.search(text) is None:
+    if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return _SURROGATE.sub(_visible, text)
 
 
 def has_surrogates(text: str) -> bool:
-    return _SURROGATE.search(text) is not None
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def raw_bytes(text: str) -> bytes:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,11 +189,10 @@ def test_non_utf8_names_are_written_losslessly_in_every_format(
         assert "path_bytes" not in json.dumps(doc["summary"])
     sarif = json.loads(files["sarif"])
     assert_valid_sarif(sarif)
-    uris = {
-        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results(sarif)
-    }
+    found_sarif: list[Any] = results(sarif)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in found_sarif}
     assert uris == {"caf%FF.env", "pack.tar"}
-    members = {r["properties"].get("archiveMember") for r in results(sarif)}
+    members = {r["properties"].get("archiveMember") for r in found_sarif}
     assert members == {None, "m\\xfe\\xe9.cfg"}
     for line in files["github"].decode().splitlines():
         kind, props, _ = unescape_command(line)

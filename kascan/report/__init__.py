@@ -75,23 +75,33 @@ def _opt(text: str | None) -> str | None:
 
 
 def clean_finding(f: Finding) -> Finding:
-    """``f`` with every name and text it carries scrubbed (the key itself is left to ``shown``)."""
+    """``f`` with every name and text it carries scrubbed (the key itself is left to ``shown``);
+    ``f`` itself when there is nothing to hide (the common case: no copy)."""
     c, v = f.commit, f.verification
+    rule_id, path, repo, decoded = scrub(f.rule_id), scrub(f.path), _opt(f.repo), _opt(f.decoded)
+    changed = rule_id is not f.rule_id or path is not f.path
+    changed = changed or repo is not f.repo or decoded is not f.decoded
+    commit = c
+    if c is not None:
+        sha, author, email = scrub(c.sha), scrub(c.author), scrub(c.email)
+        if sha is not c.sha or author is not c.author or email is not c.email:
+            commit, changed = replace(c, sha=sha, author=author, email=email), True
+    verification = v
+    if v.detail or v.organization or v.organization_id:
+        detail, org, org_id = _opt(v.detail), _opt(v.organization), _opt(v.organization_id)
+        if detail is not v.detail or org is not v.organization or org_id is not v.organization_id:
+            verification = replace(v, detail=detail, organization=org, organization_id=org_id)
+            changed = True
+    if not changed:
+        return f
     return replace(
         f,
-        rule_id=scrub(f.rule_id),
-        path=scrub(f.path),
-        repo=_opt(f.repo),
-        decoded=_opt(f.decoded),
-        commit=None
-        if c is None
-        else replace(c, sha=scrub(c.sha), author=scrub(c.author), email=scrub(c.email)),
-        verification=replace(
-            v,
-            detail=_opt(v.detail),
-            organization=_opt(v.organization),
-            organization_id=_opt(v.organization_id),
-        ),
+        rule_id=rule_id,
+        path=path,
+        repo=repo,
+        decoded=decoded,
+        commit=commit,
+        verification=verification,
     )
 
 
@@ -125,14 +135,19 @@ def clean_text(text: str) -> str:
     return unsurrogate(scrub(text))
 
 
-def clean_json(value: object) -> object:
+def clean_json(value: object, _memo: dict[str, str] | None = None) -> object:
     """A JSON document with every string in it (keys too) passed through :func:`clean_text`."""
+    memo: dict[str, str] = {} if _memo is None else _memo  # keys and values repeat a lot
     if isinstance(value, str):
-        return clean_text(value)
+        done = memo.get(value)
+        if done is None:
+            done = memo[value] = clean_text(value)
+        return done
     if isinstance(value, dict):
         return {
-            (clean_text(k) if isinstance(k, str) else k): clean_json(v) for k, v in value.items()
+            (clean_json(k, memo) if isinstance(k, str) else k): clean_json(v, memo)
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
+        return [clean_json(v, memo) for v in value]
     return value

@@ -32,7 +32,9 @@ def escape_property(value: str) -> str:
 
 
 def command(f: Finding, ctx: ReportContext) -> str:
-    f, ctx = clean_finding(f), clean_context(ctx)
+    """One workflow command; every value is scrubbed and escaped (``render`` also passes a
+    cleaned ``ctx``)."""
+    f = clean_finding(f)
     w = where(f, ctx)
     end = f.end_column if f.end_column > f.column else f.column + len(f.secret.value)
     title = f"Leaked Kubeadapt API key {f.secret.redacted}"
@@ -52,5 +54,6 @@ def command(f: Finding, ctx: ReportContext) -> str:
 
 
 def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None:
+    ctx = clean_context(ctx)
     for f in sorted(findings, key=Finding.sort_key):
         out.write(command(f, ctx) + "\n")
