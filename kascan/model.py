@@ -163,12 +163,13 @@ _TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no space: what a rule's
 # a token prefix) and expanded from there, so a long hostile string costs linear time.
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]*")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
-_USERINFO = re.compile(r"[^/?#\s@]*(?:@[^/?#\s@]*)*@")  # up to the authority's last @
-_QUERY = re.compile(
+# compiled on first use (re caches them), so that start-up does not pay for them
+_USERINFO = r"[^/?#\s@]*(?:@[^/?#\s@]*)*@"  # up to the authority's last @
+_QUERY = (
     r"(?i:[?&;](?:access_token|private_token|token|password|passwd|pwd|secret|api_key|apikey"
     r"|key|auth)=)(?P<value>[^&#\s]+)"
 )
-_TOKENS = re.compile(  # GitHub, GitLab and Slack tokens, AWS access key ids
+_TOKENS = (  # GitHub, GitLab and Slack tokens, AWS access key ids
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|xox[abeoprs]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})"
 )
@@ -206,7 +207,7 @@ def _hide_userinfo(text: str) -> str:
             start -= 1
         while start < i and not text[start].isalpha():
             start += 1  # a scheme starts with a letter
-        m = _USERINFO.match(text, i + 3)
+        m = re.compile(_USERINFO).match(text, i + 3)
         if start < i and m is not None and text[i + 3 : m.end() - 1] != URL_USERINFO:
             out += (text[last : i + 3], URL_USERINFO + "@")
             last = m.end()
@@ -226,9 +227,11 @@ def scrub(text: str) -> str:
     if "://" in out:
         out = _hide_userinfo(out)
     if "=" in out:
-        out = _QUERY.sub(lambda m: m.group(0)[: m.start("value") - m.start()] + URL_USERINFO, out)
+        out = re.compile(_QUERY).sub(
+            lambda m: m.group(0)[: m.start("value") - m.start()] + URL_USERINFO, out
+        )
     if "gh" in out or "glpat-" in out or "xox" in out or "AKIA" in out or "ASIA" in out:
-        out = _TOKENS.sub(lambda m: redact(m.group(0)), out)
+        out = re.compile(_TOKENS).sub(lambda m: redact(m.group(0)), out)
     return text if out == text else out
 
 

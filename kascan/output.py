@@ -33,8 +33,8 @@ _UNSAFE_CHARS = (
     "\ud800-\udfff\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
 )
-_UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]|##\\[")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE = f"[{_UNSAFE_CHARS}]|##\\["  # patterns compiled on first use (re caches them)
+_SURROGATE = "[\ud800-\udfff]"
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -62,7 +62,7 @@ def escape(text: str) -> str:
     is around it nor be read as a workflow command. Printable text is returned unchanged."""
     if text.isprintable() and "##[" not in text and "::" not in text[:2] and not text[:1].isspace():
         return text  # the common case: nothing to change
-    out = _UNSAFE.sub(_visible, text)
+    out = re.compile(_UNSAFE).sub(_visible, text)
     stripped = out.lstrip()
     if stripped.startswith("::"):
         lead = len(out) - len(stripped)
@@ -76,7 +76,7 @@ def workflow_data(value: str) -> str:
     value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if value.isprintable() and "##[" not in value:
         return value
-    return _UNSAFE.sub(_visible, value)
+    return re.compile(_UNSAFE).sub(_visible, value)
 
 
 def workflow_property(value: str) -> str:
@@ -88,13 +88,13 @@ def workflow_property(value: str) -> str:
 def unsurrogate(text: str) -> str:
     """``text`` with the undecodable bytes of a non-UTF-8 name (surrogate escapes) as ``\\xNN``:
     valid Unicode that any UTF-8 writer accepts. Other text is returned unchanged."""
-    if text.isascii() or _SURROGATE.search(text) is None:
+    if text.isascii() or re.compile(_SURROGATE).search(text) is None:
         return text
-    return _SURROGATE.sub(_visible, text)
+    return re.compile(_SURROGATE).sub(_visible, text)
 
 
 def has_surrogates(text: str) -> bool:
-    return not text.isascii() and _SURROGATE.search(text) is not None
+    return not text.isascii() and re.compile(_SURROGATE).search(text) is not None
 
 
 def raw_bytes(text: str) -> bytes:
@@ -112,7 +112,7 @@ def raw_bytes(text: str) -> bytes:
 # regular file, a symlink or absent is refused: a FIFO planted in a shared directory would
 # receive the report (or hang the run, with no reader), a device would be written to.
 _STREAM_FDS = {"/dev/stdout": 1, "/dev/stderr": 2}
-_FD_PATH = re.compile(r"/(?:dev/fd|proc/self/fd)/([0-9]{1,6})")
+_FD_PATH = r"/(?:dev/fd|proc/self/fd)/([0-9]{1,6})"
 _DEVICES = frozenset({"/dev/null"})
 
 
@@ -121,7 +121,7 @@ def stream_fd(path: Path) -> int | None:
     name = os.fspath(path)
     if name in _STREAM_FDS:
         return _STREAM_FDS[name]
-    m = _FD_PATH.fullmatch(name)
+    m = re.compile(_FD_PATH).fullmatch(name)
     return int(m.group(1)) if m else None
 
 
