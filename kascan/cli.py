@@ -12,6 +12,7 @@ import click
 
 from kascan import __version__
 from kascan.model import scrub
+from kascan.output import escape
 
 
 class _LazyGroup(click.Group):
@@ -76,13 +77,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n"
             click.echo(exc.ctx.get_usage() + "\n" + hint, err=True)
-        click.echo(f"Error: {scrub(exc.format_message())}", err=True)
+        click.echo(f"Error: {escape(scrub(exc.format_message()))}", err=True)
         sys.exit(exc.exit_code if exc.exit_code else 2)
     except BrokenPipeError:
         _quiet_pipe()
         sys.exit(0)
     except Exception as exc:  # one line, never a traceback (``--debug`` printed it already)
-        click.echo(f"kascan: internal error: {type(exc).__name__}: {scrub(str(exc))}", err=True)
+        click.echo(
+            f"kascan: internal error: {type(exc).__name__}: {escape(scrub(str(exc)))}", err=True
+        )
         sys.exit(2)
     try:
         sys.stdout.flush()

@@ -24,10 +24,17 @@ DropReason = Literal[
 REDACT_KEEP = 4
 
 
+_REDACT_HEAD = re.compile(r"[A-Za-z]{1,12}(?:_[A-Za-z]{1,12})?")
+
+
 def redact(value: str) -> str:
-    """``ka_live_Ab3d…``: the prefix up to the last ``_`` plus four characters of the body."""
+    """``ka_live_Ab3d…``: the prefix up to the last ``_`` plus four characters of the body.
+
+    The prefix is kept only when it looks like one (one or two words of letters, e.g. ``ka_live``
+    or ``ghp``); anything else keeps at most four characters, so a value whose "prefix" carries
+    secret material (``github_pat_11AB…_…``, a crafted ``ka_live_<key>_x``) shows none of it."""
     head, sep, body = value.rpartition("_")
-    if not sep or len(body) <= REDACT_KEEP:
+    if not sep or len(body) <= REDACT_KEEP or not _REDACT_HEAD.fullmatch(head):
         keep = min(REDACT_KEEP, len(value) // 4)
         return value[:keep] + "…"
     return head + sep + body[:REDACT_KEEP] + "…"
@@ -49,10 +56,15 @@ class Secret:
 
     @classmethod
     def from_report(cls, shown: str, fingerprint: str) -> Secret:
-        """The full key if ``shown`` is it (its hash is ``fingerprint``), else its redacted form."""
-        if _sha256(shown) == fingerprint:
+        """The full key if ``shown`` is it (its hash is ``fingerprint``), else its redacted form.
+
+        ``shown`` is attacker-written when the report is (``kascan merge`` input): it is kept as
+        the full key only if it is one token (no space or control character, at most 256
+        characters), and as a redacted form only if it is one that :func:`redact` could have made
+        and holds nothing key-shaped; anything else is redacted again."""
+        if _sha256(shown) == fingerprint and _TOKEN.fullmatch(shown):
             return cls(shown)
-        if not shown.endswith("…") or len(shown[:-1].rpartition("_")[2]) > REDACT_KEEP:
+        if not _is_redacted_form(shown):
             shown = redact(shown)  # not a redacted form: never keep more than redact() shows
         return cls(shown, fingerprint)
 
@@ -169,11 +181,92 @@ class Candidate:
     origin: str | None = None  # Chunk.origin
 
 
-_KEYISH = re.compile(r"[A-Za-z0-9]+_live_[A-Za-z0-9]{8,}")
+_TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no space: what a rule's secret is
+
+# What scrub() hides in free text. Each kind is found from a literal (``_live_``, ``://``, ``=``,
+# a token prefix) and expanded from there, so a long hostile string costs linear time.
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]*")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+# compiled on first use (re caches them), so that start-up does not pay for them
+_USERINFO = r"[^/?#\s@]*(?:@[^/?#\s@]*)*@"  # up to the authority's last @
+_QUERY = (
+    r"(?i:[?&;](?:access_token|private_token|token|password|passwd|pwd|secret|api_key|apikey"
+    r"|key|auth)=)(?P<value>[^&#\s]+)"
+)
+_TOKENS = (  # GitHub, GitLab and Slack tokens, AWS access key ids
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|xox[abeoprs]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16})"
+)
+KEY_BODY_MIN = 8  # "_live_" and at least this many letters or digits: key-shaped
+URL_USERINFO = "***"  # what a URL's user and password are shown as
+
+
+def _redact_keys(text: str) -> str:
+    """Every ``<letters/digits>_live_<8+ letters/digits>`` redacted (any case of ``_live_``)."""
+    low = text.lower()
+    out: list[str] = []
+    last = 0
+    i = low.find("_live_")
+    while i != -1:
+        m = _ALNUM_RUN.match(text, i + 6)  # always matches (maybe empty)
+        end = m.end() if m is not None else i + 6
+        if end - (i + 6) >= KEY_BODY_MIN:
+            start = i
+            while start > last and text[start - 1].isascii() and text[start - 1].isalnum():
+                start -= 1
+            out += (text[last:start], redact(text[start:end]))
+            last = end
+        i = low.find("_live_", max(end, i + 1))
+    return "".join(out) + text[last:] if out else text
+
+
+def _hide_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host`` (and ``scheme://token@host``)."""
+    out: list[str] = []
+    last = 0
+    i = text.find("://")
+    while i != -1:
+        start = i
+        while start > last and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < i and not text[start].isalpha():
+            start += 1  # a scheme starts with a letter
+        m = re.compile(_USERINFO).match(text, i + 3)
+        if start < i and m is not None and text[i + 3 : m.end() - 1] != URL_USERINFO:
+            out += (text[last : i + 3], URL_USERINFO + "@")
+            last = m.end()
+        i = text.find("://", max(last, i + 3))
+    return "".join(out) + text[last:] if out else text
 
 
 def scrub(text: str) -> str:
-    """Redact anything key-shaped in free text (exception messages, warnings) before it is shown."""
-    if "_live_" not in text:
-        return text
-    return _KEYISH.sub(lambda m: redact(m.group(0)), text)
+    """The one redaction for free text that reaches any output (reports, summaries, warnings,
+    errors): anything key-shaped is redacted (``ka_live_Ab3d…``; also GitHub, GitLab, Slack
+    tokens and AWS key ids), and a URL's user and password and a token in its query are shown as
+    ``***``. Idempotent: scrubbing scrubbed text changes nothing; text with nothing to hide is
+    returned as the same object. Linear in the length of ``text``."""
+    out = text
+    if "_" in out and "_live_" in out.lower():
+        out = _redact_keys(out)
+    if "://" in out:
+        out = _hide_userinfo(out)
+    if "=" in out:
+        out = re.compile(_QUERY).sub(
+            lambda m: m.group(0)[: m.start("value") - m.start()] + URL_USERINFO, out
+        )
+    if "gh" in out or "glpat-" in out or "xox" in out or "AKIA" in out or "ASIA" in out:
+        out = re.compile(_TOKENS).sub(lambda m: redact(m.group(0)), out)
+    return text if out == text else out
+
+
+def _is_redacted_form(shown: str) -> bool:
+    """Whether ``shown`` is something :func:`redact` makes: at most 64 printable characters
+    ending in ``…``, nothing key-shaped, and no more than four characters after the prefix."""
+    if not shown.endswith("…") or len(shown) > 64 or not _TOKEN.fullmatch(shown[:-1] or "x"):
+        return False
+    if scrub(shown) != shown:
+        return False
+    head, sep, body = shown[:-1].rpartition("_")
+    if sep and _REDACT_HEAD.fullmatch(head):
+        return len(body) <= REDACT_KEEP
+    return len(shown) - 1 <= REDACT_KEEP

@@ -359,7 +359,10 @@ def run_options(
                 if debug:
                     import traceback
 
-                    click.echo(scrub(traceback.format_exc()), err=True)
+                    from kascan.output import escape
+
+                    for line in traceback.format_exc().splitlines():
+                        click.echo(escape(scrub(line)), err=True)
                 raise
 
         params: list[Callable[[F], F]] = []

@@ -3,7 +3,6 @@ the end (atomically, to files), warnings shown once each."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -12,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from kascan.errors import KascanError
 from kascan.model import Finding, scrub
 from kascan.options import RunOptions
+from kascan.output import escape
 from kascan.report import ReportContext, RepoSummary
 from kascan.stats import ScanStats
 
@@ -51,7 +50,7 @@ class Reporter:
         self.stats.warnings += 1
         self.stats.note(message)  # a limit that hid content makes the scan incomplete
         if not self.report.quiet:
-            click.echo(f"kascan: warning: {scrub(message)}", err=True)
+            click.echo(f"kascan: warning: {escape(scrub(message))}", err=True)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -84,9 +83,9 @@ class Reporter:
                 click.echo(line, err=True)
 
     def _write_file(self, fmt: str, path: Path, ctx: ReportContext) -> None:
-        import tempfile
-
+        from kascan.output import write_report
         from kascan.report import renderer
+        from kascan.report.text_report import format_finding
 
         render = renderer(fmt)
         if fmt == "json" and self.keep:
@@ -94,38 +93,9 @@ class Reporter:
 
             if any(same_file(path, b) for b in self.keep):
                 render = keeping_entries(render, path)
-        tmp: str | None = None
-        try:
-            if _is_special(path):  # /dev/null, /dev/stderr, a FIFO: write through, never replace
-                with path.open("w", encoding="utf-8") as fh:
-                    render(self.findings, fh, ctx)
-                return
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                render(self.findings, fh, ctx)
-            if not ctx.show_secrets:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-            tmp = None
-        except OSError as exc:
-            if not self.stream_text:
-                from kascan.report.text_report import format_finding
 
-                for f in self.findings:
-                    click.echo(format_finding(f, replace(ctx, color=False)), err=True)
-            raise KascanError(f"cannot write report {path}: {exc.strerror or exc}") from None
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        def lost() -> None:  # a failed write: the findings still reach stderr
+            for f in [] if self.stream_text else self.findings:
+                click.echo(format_finding(f, ctx), err=True)
 
-
-def _is_special(path: Path) -> bool:
-    import stat
-
-    try:
-        return not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
-    except OSError:
-        return False
+        write_report(path, lambda fh: render(self.findings, fh, ctx), ctx.show_secrets, lost)

@@ -48,6 +48,21 @@ def _int(d: dict[str, object], key: str, default: int = 0) -> int:
     return v
 
 
+def _named(d: dict[str, object], key: str) -> str | None:
+    """A name as the JSON report wrote it: from ``<key>_bytes`` (base64 of the exact bytes of a
+    name that is not UTF-8) when present, decoded as the file system decodes names."""
+    raw = _str(d, key + "_bytes")
+    if raw is None:
+        return _str(d, key)
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{key}_bytes is not base64") from None
+
+
 def finding_from_dict(d: object, repo: str | None = None) -> Finding:
     """A finding as ``json_report.finding_dict`` wrote it. ``repo`` fills a missing repo."""
     if not isinstance(d, dict):
@@ -77,7 +92,7 @@ def finding_from_dict(d: object, repo: str | None = None) -> Finding:
         _str(v, "organization_id"),
     )
     rule_id = _str(d, "rule_id")
-    path = _str(d, "path")
+    path = _named(d, "path")
     if rule_id is None or path is None:
         raise ValueError("a finding has no rule_id or path")
     return Finding(
@@ -87,7 +102,7 @@ def finding_from_dict(d: object, repo: str | None = None) -> Finding:
         column=_int(d, "column", 1),
         secret=Secret.from_report(shown, fp),
         commit=commit,
-        repo=_str(d, "repo") or repo,
+        repo=_named(d, "repo") or repo,
         decoded=_str(d, "decoded"),
         verification=verification,
         end_column=_int(d, "end_column"),

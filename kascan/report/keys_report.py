@@ -1,5 +1,7 @@
 """The per-key view for incident response: one block per distinct key (by fingerprint), live keys
-first, with every repository and path it appears in and the first commit that introduced it."""
+first, with every repository and path it appears in and the first commit that introduced it.
+
+Names, authors and organizations are scrubbed and escaped like the text report's."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from datetime import datetime
 from typing import TextIO
 
 from kascan.model import Commit, Finding, Verification
-from kascan.report import ReportContext, shown
+from kascan.output import escape
+from kascan.report import ReportContext, clean_finding, shown
 from kascan.stats import human_bytes
 
 _RANK = {"live": 0, "live-limited": 1, "unknown": 2, "unchecked": 3, "inactive": 4}
@@ -62,11 +65,12 @@ def key_rows(findings: Sequence[Finding]) -> list[KeyRow]:
 
 
 def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None:
+    findings = [clean_finding(f) for f in findings]  # the key itself is left to shown()
     rows = key_rows(findings)
     for row in rows:
         status = row.verification.status
         org = (
-            f" [organization: {row.verification.organization}]"
+            f" [organization: {escape(row.verification.organization)}]"
             if row.verification.organization
             else ""
         )
@@ -76,14 +80,18 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None
         if repos:
             where += f" in {len(repos)} repo{'s' * (len(repos) != 1)}"
         out.write(
-            f"{shown(row.sample, ctx)}  {status.upper()}{org}  {where}  {row.fingerprint[:19]}…\n"
+            f"{escape(shown(row.sample, ctx))}  {status.upper()}{org}  {where}  "
+            f"{escape(row.fingerprint[:19])}…\n"
         )
         if row.first is not None and row.first.commit is not None:
             c = row.first.commit
             at = f"{row.first.repo}:{row.first.path}" if row.first.repo else row.first.path
-            out.write(f"  first commit: {c.date} {c.sha[:12]} by {c.author} <{c.email}> in {at}\n")
+            out.write(
+                f"  first commit: {escape(c.date)} {escape(c.sha[:12])} by {escape(c.author)} "
+                f"<{escape(c.email)}> in {escape(at)}\n"
+            )
         for repo, locs in row.locations.items():
-            out.write(f"  {repo + ': ' if repo else ''}{', '.join(locs)}\n")
+            out.write(escape(f"  {repo + ': ' if repo else ''}{', '.join(locs)}") + "\n")
     live = sum(r.verification.status.startswith("live") for r in rows)
     repos_total = {f.repo for f in findings if f.repo}
     tail = f" in {len(repos_total)} repositories" if repos_total else ""

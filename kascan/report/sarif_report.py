@@ -6,7 +6,10 @@
   fingerprint, not from the line: the same key stays one alert when it moves, when the file is
   renamed or deleted, and when it is found again in history.
 - The key body is never written, even with ``--show-secrets``: a SARIF file is made to be
-  uploaded, and an upload must not spread the secret further.
+  uploaded, and an upload must not spread the secret further. Names, rule ids and descriptions,
+  notes and the category are scrubbed too (a key in a file name is redacted).
+- A name that is not UTF-8 is percent-encoded byte by byte in the URI (``caf%FF.txt``) and shown
+  with ``\\xNN`` in texts and properties: the log is valid UTF-8 whatever the names are.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TextIO, cast
 from urllib.parse import quote
 
 from kascan import __version__
 from kascan.model import Finding, Status
-from kascan.report import ReportContext
+from kascan.output import raw_bytes
+from kascan.report import ReportContext, clean_context, clean_finding, clean_json
 from kascan.report.where import Where, message, where
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -80,8 +84,9 @@ BASE_TAGS = ("security", "secret", "credential", "external/cwe/cwe-798", "kubead
 
 
 def uri_of(path: str) -> str:
-    """A relative URI reference: percent-encoded, ``:`` too (so no segment looks like a scheme)."""
-    return quote(path, safe="/-._~!$&'()*+,;=@")
+    """A relative URI reference: percent-encoded, ``:`` too (so no segment looks like a scheme);
+    a name that is not UTF-8 by its exact bytes (``%FF``)."""
+    return quote(raw_bytes(path), safe="/-._~!$&'()*+,;=@")
 
 
 def line_hash(f: Finding) -> str:
@@ -171,7 +176,8 @@ def _result(f: Finding, rule_index: int, ctx: ReportContext) -> dict[str, object
 
 
 def sarif_log(findings: Sequence[Finding], ctx: ReportContext) -> dict[str, object]:
-    ordered = sorted(findings, key=Finding.sort_key)
+    ctx = clean_context(ctx)
+    ordered = sorted((clean_finding(f) for f in findings), key=Finding.sort_key)
     rule_ids: list[str] = []
     for f in ordered:
         if f.rule_id not in rule_ids:
@@ -205,7 +211,9 @@ def sarif_log(findings: Sequence[Finding], ctx: ReportContext) -> dict[str, obje
     if ctx.sarif_category:
         category = ctx.sarif_category
         run["automationDetails"] = {"id": category if category.endswith("/") else category + "/"}
-    return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+    return cast(
+        "dict[str, object]", clean_json({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})
+    )
 
 
 def render(findings: Sequence[Finding], out: TextIO, ctx: ReportContext) -> None:

@@ -157,8 +157,9 @@ class _Reader:
 
 
 def _clean(name: str) -> str:
-    """A member name as a label: no control characters, nothing key-shaped."""
-    out = "".join(c if c.isprintable() else "?" for c in name)
+    """A member name as a label: no control characters, nothing key-shaped. An undecodable byte
+    (a surrogate escape) is kept: reports write it losslessly (JSON ``path_bytes``)."""
+    out = "".join(c if c.isprintable() or "\udc80" <= c <= "\udcff" else "?" for c in name)
     return scrub(out)
 
 
