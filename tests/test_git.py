@@ -408,7 +408,10 @@ def test_submodule_and_lfs_pointer_are_noted_once(
         (["git", "repo", "--range", "nope..HEAD"], "unknown revision 'nope'"),
         (["git", "repo", "--range", "HEAD"], "--range takes A..B"),
         (["git", "file:///nonexistent/repo.git"], "cannot clone file:///nonexistent/repo.git"),
-        (["git", "https://user:hunter2@127.0.0.1:1/x.git"], "cannot clone https://user:***@"),
+        (
+            ["git", "https://user:hunter2@127.0.0.1:1/x.git"],
+            "cannot clone https://***@127.0.0.1:1/x.git",
+        ),
     ],
 )
 def test_errors_exit_2_with_one_line(
