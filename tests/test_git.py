@@ -59,7 +59,7 @@ def test_text_report_names_commit_and_never_the_key(
     result = run_cli("git", cwd=git_repo.path)
     assert result.returncode == 1
     assert f"a.env:1:5  kubeadapt-api-key  {key[:12]}…  commit {c1[:12]}" in result.stdout
-    assert "scanned 1 commit, 1 blob," in result.stdout
+    assert "scanned 1 commits, 1 blobs" in result.stdout
     result.assert_no_leak(key)
 
 
@@ -408,7 +408,10 @@ def test_submodule_and_lfs_pointer_are_noted_once(
         (["git", "repo", "--range", "nope..HEAD"], "unknown revision 'nope'"),
         (["git", "repo", "--range", "HEAD"], "--range takes A..B"),
         (["git", "file:///nonexistent/repo.git"], "cannot clone file:///nonexistent/repo.git"),
-        (["git", "https://user:hunter2@127.0.0.1:1/x.git"], "cannot clone https://***@"),
+        (
+            ["git", "https://user:hunter2@127.0.0.1:1/x.git"],
+            "cannot clone https://***@127.0.0.1:1/x.git",
+        ),
     ],
 )
 def test_errors_exit_2_with_one_line(
