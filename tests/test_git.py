@@ -59,7 +59,7 @@ def test_text_report_names_commit_and_never_the_key(
     result = run_cli("git", cwd=git_repo.path)
     assert result.returncode == 1
     assert f"a.env:1:5  kubeadapt-api-key  {key[:12]}…  commit {c1[:12]}" in result.stdout
-    assert "scanned 1 commits, 1 blobs" in result.stdout
+    assert "scanned 1 commit, 1 blob," in result.stdout
     result.assert_no_leak(key)
 
 
