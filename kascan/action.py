@@ -353,7 +353,10 @@ def run(env: Mapping[str, str]) -> int:
     plan = plan_scan(inputs, event, _load_payload(env), workspace)
     for note in plan.notes:
         _annotate("warning", f"kascan: {note}")
-    print(f"kascan: scanning {plan.describe}", flush=True)
+    from kascan.model import scrub
+    from kascan.output import escape
+
+    print(f"kascan: scanning {escape(scrub(plan.describe))}", flush=True)
 
     findings: list[dict[str, object]] = []
     sarif = inputs.sarif_file
@@ -417,12 +420,13 @@ def _empty_sarif(path: Path, inputs: Inputs) -> None:
     from kascan.stats import ScanStats
 
     ctx = ReportContext(ScanStats(), command="git", sarif_category=inputs.sarif_category or None)
+    from kascan.output import write_report
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
-            render([], fh, ctx)
     except OSError as exc:
         raise KascanError(f"cannot write report {path}: {exc.strerror or exc}") from None
+    write_report(path, lambda fh: render([], fh, ctx), False)  # a planted FIFO is refused
 
 
 def main() -> None:

@@ -275,11 +275,18 @@ def _report(kw: dict[str, object]) -> ReportOptions:
         raise click.UsageError("--by-key is -f keys; give one or the other")
     fmt = fmt_given or ("keys" if by_key else "text")
     outputs = cast("Sequence[str]", kw.pop("outputs", ()) or ())
+    planned = plan_outputs(fmt, outputs, explicit=fmt_given is not None)
+    if any(o.path is not None for o in planned):
+        from kascan.output import check_target
+
+        for o in planned:  # a planted FIFO or device is refused before anything is scanned
+            if o.path is not None:
+                check_target(o.path)
     return ReportOptions(
         fmt=fmt,
         # an explicit --format is also the format of every -o FILE without a prefix; --by-key
         # is about stdout only
-        outputs=plan_outputs(fmt, outputs, explicit=fmt_given is not None),
+        outputs=planned,
         show_secrets=bool(kw.pop("show_secrets", False)),
         quiet=bool(kw.pop("quiet", False)),
         color=str(kw.pop("color", None) or "auto"),

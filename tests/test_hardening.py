@@ -132,12 +132,16 @@ def test_broken_pipe_is_a_quiet_exit(
 def test_failed_report_write_leaves_no_partial_file(tmp_path: Path, run_cli: Run, key: str) -> None:
     write_files(tmp_path / "t", {"a.txt": key})
     target = tmp_path / "out"
-    target.mkdir()  # a directory where the report file should go
+    target.mkdir()  # a directory where the report file should go: refused before the scan
     res = run_cli("scan", tmp_path / "t", "-f", "json", "-o", target)
     assert res.returncode == 2
-    assert "cannot write report" in res.stderr
-    assert "a.txt:1:1" in res.stderr  # the finding still reaches stderr
+    assert "cannot write report" in res.stderr and "it is a directory" in res.stderr
     assert list(target.iterdir()) == []
+    # a write that fails after the scan (no such directory): the finding still reaches stderr
+    res = run_cli("scan", tmp_path / "t", "-f", "json", "-o", tmp_path / "gone" / "r.json")
+    assert res.returncode == 2
+    assert "cannot write report" in res.stderr
+    assert "a.txt:1:1" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t"]  # no temp file left
     res.assert_no_leak(key)
 

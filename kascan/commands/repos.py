@@ -6,6 +6,8 @@ import click
 
 from kascan.fleet import resolve_repos
 from kascan.fleet_options import RepoQuery, repo_query_options
+from kascan.model import scrub
+from kascan.output import escape
 
 
 @click.command()
@@ -18,11 +20,11 @@ def repos(repos: tuple[str, ...], query: RepoQuery) -> int:
     """
 
     def warn(msg: str) -> None:
-        click.echo(f"kascan: warning: {msg}", err=True)
+        click.echo(f"kascan: warning: {escape(scrub(msg))}", err=True)
 
     sel = resolve_repos(repos, query, warn)
     for r in sel.repos:
-        click.echo(r)
+        click.echo(escape(scrub(r)))
     where = f" (shard {sel.shard[0]}/{sel.shard[1]} of {sel.listed})" if sel.shard else ""
     click.echo(f"kascan: {len(sel.repos)} repositories{where}.", err=True)
     return 0

@@ -13,8 +13,11 @@ class Progress:
     """``objects done/total, bytes/s`` on one stderr line; silent unless stderr is a TTY."""
 
     def __init__(self, enabled: bool, label: str) -> None:
+        from kascan.model import scrub
+        from kascan.output import escape
+
         self.enabled = enabled
-        self.label = label
+        self.label = escape(scrub(label))  # a path or URL: attacker-named, never raw on a TTY
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = False
