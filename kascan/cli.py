@@ -51,6 +51,9 @@ def cli() -> None:
     """
 
 
+_NO_ARGS: tuple[type[click.ClickException], ...] = tuple(
+    getattr(click.exceptions, n) for n in ("NoArgsIsHelpError",) if hasattr(click.exceptions, n)
+)
 _SIGNALLED: list[int] = []  # the signal that ended the run (SIGTERM, SIGHUP), for the exit code
 
 
@@ -73,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         signum = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT
         click.echo(f"kascan: interrupted ({signal.Signals(signum).name})", err=True)
         sys.exit(128 + signum)
+    except _NO_ARGS as exc:  # plain ``kascan``: the help, as it is (click >= 8.2)
+        click.echo(exc.format_message())
+        sys.exit(2)
     except click.ClickException as exc:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n"

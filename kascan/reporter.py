@@ -57,7 +57,8 @@ class Reporter:
         if self.stream_text:
             from kascan.report.text_report import format_finding
 
-            click.echo(format_finding(finding, self.ctx))
+            # --color always: colour through a pipe too (click strips it from a pipe otherwise)
+            click.echo(format_finding(finding, self.ctx), color=self.ctx.color or None)
 
     def set_repos(self, repos: Sequence[RepoSummary]) -> None:
         self.ctx = replace(self.ctx, repos=tuple(repos))

@@ -85,6 +85,11 @@ def test_commit_adding_a_key_is_blocked(hooked: GitRepo, key: str) -> None:
     assert "app/settings.py:2:12" in result.output
     assert "Settings → API Keys" in result.output
     assert "commit blocked" in result.output
+    # one block: where, a real leak, a false positive; never two overlapping remedies
+    assert "a real key: take it out of the file" in result.output
+    assert "not a real key" in result.output and "kascan:allow" in result.output
+    assert "SKIP=kascan git commit" in result.output
+    assert "is a full credential" not in result.output
     result.assert_no_leak(key)
 
 

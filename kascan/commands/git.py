@@ -17,15 +17,23 @@ from kascan.options import RunOptions, run_options
 if TYPE_CHECKING:
     from kascan.sources.git.target import Mode
 
+_FALSE_POSITIVE = (
+    "not a real key (a test fixture, an example): add 'kascan:allow' on its line (gitleaks:allow "
+    "and 'pragma: allowlist secret' work too), or accept it with 'kascan baseline update "
+    '.kascan-baseline.json\' and baseline = ".kascan-baseline.json" in .kascan.toml'
+)
 BLOCKED = (
-    "commit blocked: remove the key from the file and line above and stage the file again "
-    "(load it from the environment or a secret store instead); if it was ever pushed or shared, "
-    "revoke it in the Kubeadapt dashboard (Settings → API Keys) and rotate it"
+    "commit blocked: the staged change adds the Kubeadapt API key(s) above.",
+    "a real key: take it out of the file (load it from the environment or a secret store) and "
+    "stage the file again; if it was ever pushed or shared, revoke it in the Kubeadapt dashboard "
+    "(Settings → API Keys), mint a new one, and purge it from history.",
+    _FALSE_POSITIVE + "; to skip this hook once: SKIP=kascan git commit.",
 )
 PUSH_BLOCKED = (
-    "push blocked: a commit being pushed adds a Kubeadapt key (commit, file and line above). "
-    "Revoke it in the Kubeadapt dashboard (Settings → API Keys) and rotate it, then rewrite "
-    "those commits without it (git rebase -i / git commit --amend) before pushing"
+    "push blocked: a commit being pushed adds the Kubeadapt API key(s) above (commit, file, line).",
+    "a real key: revoke it in the Kubeadapt dashboard (Settings → API Keys) and mint a new one, "
+    "then rewrite those commits without it (git rebase -i / git commit --amend) before pushing.",
+    _FALSE_POSITIVE + "; to skip this hook once: SKIP=kascan-push git push.",
 )
 
 
@@ -124,9 +132,9 @@ def _scan(args: Sequence[str], mode: Mode, opts: RunOptions) -> int:
 
     def final_notes() -> Sequence[str]:
         if stats.reported and mode.staged:
-            return [BLOCKED]
+            return list(BLOCKED)
         if stats.reported and mode.pre_push:
-            return [PUSH_BLOCKED]
+            return list(PUSH_BLOCKED)
         return []
 
     with contextlib.ExitStack() as cleanup:

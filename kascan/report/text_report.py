@@ -95,11 +95,14 @@ def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[s
         + f"; {findings} reported."
     )
     lines.extend(f"kascan: {human(note)}" for note in ctx.notes)
-    if findings:
+    hook = any(n.startswith(("commit blocked", "push blocked")) for n in ctx.notes)
+    if findings and not hook:  # a hook's own notes say what to do, once
         lines.append(
             "kascan: a leaked Kubeadapt key is a full credential: revoke it in the Kubeadapt "
             "dashboard (Settings → API Keys), mint a new one, and remove it from history."
         )
+    elif findings:
+        pass
     elif stats.files == 0 and not stats.extra.get("blobs") and not stats.extra.get("lines"):
         lines.append("kascan: WARNING: nothing was scanned.")
     elif stats.incomplete:
