@@ -7,8 +7,6 @@ on the same origin only (the token is never sent elsewhere), waiting out rate li
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import re
 import time
 from collections.abc import Callable
@@ -43,10 +41,9 @@ def check_api_url(url: str, option: str = "--github-api-url") -> str:
     if parts.scheme == "https" and host:
         return url.rstrip("/")
     if parts.scheme == "http" and host:
-        loopback = host == "localhost"
-        with contextlib.suppress(ValueError):
-            loopback = loopback or ipaddress.ip_address(host).is_loopback
-        if loopback:
+        from kascan.urls import is_loopback
+
+        if is_loopback(host):
             return url.rstrip("/")
     raise KascanError(f"{option} {url!r}: must be an https URL (or http on a loopback address)")
 

@@ -24,7 +24,6 @@ Authorization header; nothing key-bearing is put in a detail, an exception or a 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import queue
 import random
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 from kascan import __version__
 from kascan.errors import KascanError
 from kascan.model import Finding, Secret, Verification, scrub
+from kascan.urls import is_loopback
 
 if TYPE_CHECKING:
     import httpx
@@ -83,15 +83,6 @@ def is_key(value: str) -> bool:
     return KEY_SHAPE.fullmatch(value) is not None
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_api_url(url: str) -> str:
     """The API URL without a trailing slash, or a KascanError saying why it is refused.
 
@@ -114,7 +105,7 @@ def check_api_url(url: str) -> str:
         raise KascanError("bad API URL: must not contain a user name or password")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise KascanError(f"bad API URL {shown!r}: must not have a query or fragment")
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise KascanError(
             f"refusing API URL {shown!r}: http:// is only allowed to a loopback address "
             "(127.0.0.0/8, localhost, [::1]); use https://"
@@ -240,7 +231,7 @@ class Verifier:
             verify=True,
             # a proxy from the environment is honoured for the real API (https is tunnelled),
             # never for a loopback test server
-            trust_env=not _is_loopback(host),
+            trust_env=not is_loopback(host),
             headers={"User-Agent": f"kascan/{__version__}", "Accept": "application/json"},
             limits=httpx.Limits(
                 max_connections=self.concurrency, max_keepalive_connections=self.concurrency

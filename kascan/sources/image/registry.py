@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
 import os
 import re
@@ -42,6 +41,7 @@ from kascan.sources.image.manifest import (
     valid_digest,
 )
 from kascan.sources.image.types import Blob, Image, ImageSettings, Readable, Warn
+from kascan.urls import is_loopback
 
 if TYPE_CHECKING:
     import httpx
@@ -113,16 +113,6 @@ def parse_reference(text: str) -> Reference:
     if tag is None and not digest:
         tag = "latest"
     return Reference(host.lower(), name, tag, digest or None)
-
-
-def is_loopback(host: str) -> bool:
-    h = host[1:-1] if host.startswith("[") else host
-    if h.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
 
 
 def _hostname(hostport: str) -> str:
