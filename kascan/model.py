@@ -12,6 +12,14 @@ from typing import Literal
 
 Status = Literal["live", "live-limited", "inactive", "unknown", "unchecked"]
 STATUSES: tuple[Status, ...] = ("live", "live-limited", "inactive", "unknown", "unchecked")
+# most urgent first: how reports order keys (a key nobody could check ranks before an inactive one)
+STATUS_RANK: dict[str, int] = {
+    "live": 0,
+    "live-limited": 1,
+    "unknown": 2,
+    "unchecked": 3,
+    "inactive": 4,
+}
 DropReason = Literal[
     "placeholder",
     "low-entropy",

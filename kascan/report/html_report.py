@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from kascan import __version__
-from kascan.model import Finding
+from kascan.model import STATUS_RANK, Finding
 from kascan.report import ReportContext, RepoSummary, shown
 from kascan.report.text_report import plural
 from kascan.stats import human_bytes
@@ -28,9 +28,6 @@ _ASSETS = Path(__file__).with_name("assets")
 
 def _asset(name: str) -> str:
     return (_ASSETS / name).read_text("utf-8")
-
-
-_RANK = {"live": 0, "live-limited": 1, "unknown": 2, "unchecked": 3, "inactive": 4}
 
 
 def _json_for_script(doc: object) -> str:
@@ -90,7 +87,7 @@ def page_data(findings: Sequence[Finding], ctx: ReportContext) -> dict[str, obje
         keys.append(
             {
                 "status": row.verification.status,
-                "rank": _RANK[row.verification.status],
+                "rank": STATUS_RANK[row.verification.status],
                 "organization": row.verification.organization or "",
                 "key": key,
                 "fingerprint": row.fingerprint,

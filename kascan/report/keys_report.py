@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
-from kascan.model import Commit, Finding, Verification
+from kascan.model import STATUS_RANK, Commit, Finding, Verification
 from kascan.output import escape
 from kascan.report import ReportContext, clean_finding, shown
 from kascan.stats import human_bytes
-
-_RANK = {"live": 0, "live-limited": 1, "unknown": 2, "unchecked": 3, "inactive": 4}
 
 
 @dataclass
@@ -40,7 +38,7 @@ def key_rows(findings: Sequence[Finding]) -> list[KeyRow]:
         row = rows.get(f.fingerprint)
         if row is None:
             row = rows[f.fingerprint] = KeyRow(f.fingerprint, f, f.verification)
-        if _RANK[f.verification.status] < _RANK[row.verification.status]:
+        if STATUS_RANK[f.verification.status] < STATUS_RANK[row.verification.status]:
             row.verification = f.verification  # one status per key: the most alarming seen
         if f.commit is not None and (
             row.first is None
@@ -57,7 +55,7 @@ def key_rows(findings: Sequence[Finding]) -> list[KeyRow]:
     return sorted(
         rows.values(),
         key=lambda r: (
-            _RANK[r.verification.status],
+            STATUS_RANK[r.verification.status],
             _when(r.first.commit) if r.first and r.first.commit else (2, 0.0, ""),
             r.fingerprint,
         ),
