@@ -9,8 +9,10 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:  # imported when a pattern is compiled: the hook's path often has none
+    import pathspec
 
 
 def _spec(
@@ -20,6 +22,8 @@ def _spec(
     lines = affordable(lines, warn, source)
     if not lines:
         return None
+    import pathspec
+
     try:  # pathspec's hyperscan backend would compile a database per ignore file (~9 ms each)
         return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
     except TypeError:  # pathspec < 1.0: one backend
