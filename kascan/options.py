@@ -339,6 +339,35 @@ def _decoders(kw: dict[str, object]) -> Decoders:
 Group = str  # "report", "verify", "scan" (or only "baseline"), "decoders"
 
 
+# how `--help` groups the options, in this order (a command's own options come first)
+HELP_SECTIONS = {
+    "scan": "What to scan",
+    "decoders": "What to look inside",
+    "report": "Reports",
+    "verify": "Verification and exit status",
+}
+
+
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists its options by group, then its examples."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {"Options": []}
+        for label in HELP_SECTIONS.values():
+            sections[label] = []
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Argument):
+                continue
+            row = param.get_help_record(ctx)
+            if row is not None:
+                label = HELP_SECTIONS.get(getattr(param, "kascan_group", ""), "Options")
+                sections[label].append(row)
+        for label, rows in sections.items():
+            if rows:
+                with formatter.section(label):
+                    formatter.write_dl(rows)
+
+
 def run_options(
     command: str, groups: Sequence[Group] = ("report", "verify", "scan", "decoders")
 ) -> Callable[[F], F]:
@@ -372,20 +401,23 @@ def run_options(
                         click.echo(escape(scrub(line)), err=True)
                 raise
 
-        params: list[Callable[[F], F]] = []
+        params: list[tuple[str, Callable[[F], F]]] = []
         if "scan" in groups:
-            params += _scan_params()
+            params += [("scan", p) for p in _scan_params()]
         elif "baseline" in groups:
-            params += _scan_params()[1:2]
+            params += [("scan", p) for p in _scan_params()[1:2]]
         if "decoders" in groups:
-            params += _decoder_params()
+            params += [("decoders", p) for p in _decoder_params()]
         if "report" in groups:
-            params += _report_params(merge=command == "merge")
+            params += [("report", p) for p in _report_params(merge=command == "merge")]
         if "verify" in groups:
-            params += _verify_params()
+            params += [("verify", p) for p in _verify_params()]
         out = cast("F", wrapper)
-        for p in reversed(params):
+        for group, p in reversed(params):
             out = p(out)
+            made = getattr(out, "__click_params__", [])
+            if made:
+                made[-1].kascan_group = group  # the option just added: its --help section
         return out
 
     return deco

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kascan.fleet_options import RepoQuery, SweepOptions, repo_query_options
-from kascan.options import RunOptions, run_options
+from kascan.options import GroupedCommand, RunOptions, run_options
 
 if TYPE_CHECKING:
     from kascan.sources.git.target import Mode
@@ -37,7 +37,18 @@ PUSH_BLOCKED = (
 )
 
 
-@click.command("git")
+@click.command(
+    "git",
+    cls=GroupedCommand,
+    epilog="""\b
+Examples:
+  kascan git                            every commit reachable from any ref
+  kascan git --staged                   what the next commit adds (the pre-commit hook)
+  kascan git --range origin/main..HEAD  what a pull request adds
+  kascan git https://host/org/repo.git  a clone URL, cloned bare into a private temp dir
+  kascan git --repos-from repos.txt --repo-jobs 4 --state .kascan-state -o sweep.json
+""",
+)
 @click.argument("repos", nargs=-1, metavar="[REPO]...")
 @click.option(
     "--staged",

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from kascan.errors import KascanError
-from kascan.options import RunOptions, run_options
+from kascan.options import GroupedCommand, RunOptions, run_options
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 
@@ -31,7 +31,15 @@ def pick_shard(refs: Sequence[str], index: int, count: int) -> list[str]:
     ]
 
 
-@click.command()
+@click.command(
+    cls=GroupedCommand,
+    epilog="""\b
+Examples:
+  kascan image registry.example.com/app:1.4      every platform of a registry image
+  kascan image oci:build/oci:latest              an OCI layout a build just wrote
+  kascan image docker-archive:app.tar --platform linux/amd64
+""",
+)
 @click.argument("refs", nargs=-1, metavar="[REF]...")
 @click.option(
     "--images-from",

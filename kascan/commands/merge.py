@@ -10,7 +10,7 @@ import click
 
 from kascan.errors import KascanError
 from kascan.model import Finding
-from kascan.options import RunOptions, run_options
+from kascan.options import GroupedCommand, RunOptions, run_options
 from kascan.report import RepoSummary
 from kascan.stats import ScanStats
 
@@ -62,7 +62,14 @@ def merge_repos(
     ]
 
 
-@click.command()
+@click.command(
+    cls=GroupedCommand,
+    epilog="""\b
+Examples:
+  kascan merge shard-*.json -o kascan.sarif -o report.html
+  kascan merge shard-*.json --by-key --fail-on live
+""",
+)
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @run_options("merge", groups=("report", "verify", "baseline"))
 def merge(reports: tuple[Path, ...], opts: RunOptions) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kascan.options import RunOptions, run_options
+from kascan.options import GroupedCommand, RunOptions, run_options
 
 
 def _display_prefix(arg: str, many: bool) -> str:
@@ -18,7 +18,17 @@ def _display_prefix(arg: str, many: bool) -> str:
     return norm.rstrip("/") + "/"
 
 
-@click.command()
+@click.command(
+    cls=GroupedCommand,
+    epilog="""\b
+Examples:
+  kascan scan                           the current directory (ignore files honoured)
+  kascan scan src/ build/app.apk        files and trees; archives are opened
+  kubectl logs -f deploy/api | kascan scan -      standard input, as it arrives
+  kascan scan . -f sarif -o kascan.sarif          a report for code scanning
+  kascan scan . --verify --fail-on live           fail only on keys that still work
+""",
+)
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--no-ignore", is_flag=True, help="Scan everything: ignore no ignore file.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are skipped).")
