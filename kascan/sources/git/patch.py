@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING
 
-from kascan.model import Candidate, Chunk, Commit
+from kascan.model import Candidate, Chunk, Commit, scrub
 from kascan.sources.git.history import Blob, iter_blobs
 from kascan.sources.git.process import GitRepo, finish, kill, popen, run_git
 from kascan.sources.stream import WINDOW, iter_stream
@@ -242,10 +242,10 @@ def iter_patch(
         elif raw.startswith(b"\x01"):
             fields = raw[1:].rstrip(b"\n").split(b"\0")
             if len(fields) >= 4:
-                commit = Commit(
+                commit = Commit(  # the identity may hold a key: redacted (see scrub)
                     fields[0].decode(),
-                    fields[1].decode("utf-8", "replace"),
-                    fields[2].decode("utf-8", "replace"),
+                    scrub(fields[1].decode("utf-8", "replace")),
+                    scrub(fields[2].decode("utf-8", "replace")),
                     fields[3].decode("utf-8", "replace"),
                 )
                 pstats.commits += 1

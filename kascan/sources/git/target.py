@@ -39,6 +39,9 @@ class Mode:
     rev_range: str | None = None
     pre_push: bool = False
     progress: bool = False
+    messages: bool = True  # commit and tag messages and identities
+    reflogs: bool | None = None  # what only reflogs reach; None: on for a local repository
+    submodules: bool = True  # each initialised submodule's own history
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Target:
     baseline_files: tuple[Path, ...] = ()  # where it was read from (a file, not a blob)
     revs: list[str] = field(default_factory=list)  # --range / --pre-push, resolved
     what: str = ""  # what the revisions are, for the summary
+    cloned: bool = False  # a clone of a URL (no reflogs of its own)
 
 
 def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
@@ -203,7 +207,7 @@ def open_target(
     cfg, ignore, baseline = _repo_config(repo, explicit_config, warn, base)
     exclude = (*cfg.exclude, *ignore, *excludes)
     files = (cfg.baseline,) if cfg.baseline is not None else ()
-    return Target(arg, label, repo, exclude, baseline, files, revs, what)
+    return Target(arg, label, repo, exclude, baseline, files, revs, what, r.is_url(arg))
 
 
 def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
@@ -237,13 +241,14 @@ class HistorySource(Source):
 
     has_commits = True
 
-    def __init__(self, target: Target, progress: bool) -> None:
+    def __init__(self, target: Target, mode: Mode) -> None:
         super().__init__()
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
         self.baseline_files = target.baseline_files
-        self.progress = progress
+        self.progress = mode.progress
+        self.mode = mode
         self._history: History | None = None
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
@@ -260,10 +265,17 @@ class HistorySource(Source):
             rules=run.rules,
             wants=may_hide(run.decoders),
             warn=run.warn,
+            messages=self.mode.messages,
+            reflogs=self.reflogs,
         )
         self._history = history
         self.notes = history.notes
         return history.chunks()
+
+    @property
+    def reflogs(self) -> bool:
+        """``--reflogs``; by default on, but for a clone (it has none)."""
+        return self.mode.reflogs if self.mode.reflogs is not None else not self.target.cloned
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
         if self._history is None:  # pragma: no cover - chunks() comes first
@@ -366,9 +378,35 @@ class RangeSource(Source):
         return first_introductions(added_keys(candidates))
 
 
+class CommitMsgSource(Source):
+    """The commit message being written (the commit-msg hook): one file, read whole, each line
+    at its line (the ones git strips as comments too: they are on disk, in the editor's file).
+    Its findings are named ``commit message`` (the commit does not exist yet)."""
+
+    PATH = "commit message"
+    CAP = 16 << 20
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        from kascan.safeio import read_regular, reason
+
+        try:
+            data = read_regular(self.path, self.CAP)
+        except OSError as exc:
+            raise KascanError(
+                f"cannot read the commit message {self.path}: {reason(exc)}"
+            ) from None
+        run.stats.files += 1
+        run.stats.bytes += len(data)
+        yield Chunk(self.PATH, data)
+
+
 def source_for(target: Target, mode: Mode) -> Source:
     if mode.staged:
         return StagedSource(target, mode.files)
     if target.revs:
         return RangeSource(target)
-    return HistorySource(target, mode.progress)
+    return HistorySource(target, mode)
