@@ -264,3 +264,91 @@ def _git(*args: str, cwd: Path) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+# --- 2. ranges, pushes and the message being written ----------------------------------------
+
+
+def test_range_scans_its_commit_messages_and_new_tags(
+    run_cli: Run, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    old, a, b, c = keys(4)
+    base = git_repo.commit(f"before the range {old}", {"a.txt": "a\n"})
+    git_repo.git("tag", "-a", "v0", "-m", f"old tag {old}")  # names a commit before the range
+    c2 = git_repo.commit(f"one\n\n{a}\n", {"b.txt": "b\n"})
+    git_repo.env["GIT_AUTHOR_EMAIL"] = f"{b}@example.com"
+    c3 = git_repo.commit("two", {"c.txt": f"k = {c}\n"})
+    git_repo.git("tag", "-a", "v1", "-m", f"release\n{a}")
+    result = scan(run_cli, git_repo, "--range", f"{base}..{c3}")
+    assert result.returncode == 1, result.output
+    assert rows(result) == [
+        ("c.txt", 1, 5, c3),
+        (f"commit {short(c2)} message", 3, 1, c2),
+        (f"commit {short(c3)} author", 1, len("Test Author <") + 1, c3),
+        ("tag v1 message", 2, 1, c3),
+    ]
+    assert "their messages and 1 annotated tag(s)" in result.stderr
+    result.assert_no_leak(old, a, b, c)
+    off = scan(run_cli, git_repo, "--range", f"{base}..{c3}", "--no-messages")
+    assert rows(off) == [("c.txt", 1, 5, c3)]
+
+
+def test_range_message_allowlisted_by_its_commit(
+    run_cli: Run, git_repo: GitRepo, key: str, tmp_path: Path
+) -> None:
+    base = git_repo.commit("base", {"a.txt": "a\n"})
+    c2 = git_repo.commit(f"fixture {key}", {"b.txt": "b\n"})
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[[allowlists]]\ncommits = ["{c2}"]\n')
+    result = scan(run_cli, git_repo, "--range", f"{base}..{c2}", "--rules", str(rules))
+    assert result.returncode == 0 and rows(result) == []
+    summary = result.json()["summary"]
+    assert isinstance(summary, dict) and summary["dropped"] == {"allowlist": 1}
+
+
+def test_pre_push_scans_messages_and_a_pushed_tag(
+    run_cli: Run, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    a, b = keys(2)
+    base = git_repo.commit("base", {"a.txt": "a\n"})
+    c2 = git_repo.commit(f"msg {a}", {"b.txt": "b\n"})
+    refs = {"PRE_COMMIT_FROM_REF": base, "PRE_COMMIT_TO_REF": c2}
+    pushed = run_cli("git", "--pre-push", "-f", "json", cwd=git_repo.path, extra_env=refs)
+    assert pushed.returncode == 1
+    assert rows(pushed) == [(f"commit {short(c2)} message", 1, 5, c2)]
+    # a new tag of a commit pushed before: its message is what the push adds
+    git_repo.git("tag", "-a", "v2", "-m", f"tag {b}", base)
+    tag = git_repo.git("rev-parse", "v2")
+    refs = {
+        "PRE_COMMIT_FROM_REF": "0" * 40,
+        "PRE_COMMIT_TO_REF": tag,
+        "PRE_COMMIT_LOCAL_BRANCH": "refs/tags/v2",
+        "PRE_COMMIT_REMOTE_BRANCH": "refs/tags/v2",
+    }
+    git_repo.git("update-ref", "refs/remotes/origin/main", c2)  # what the remote has
+    tagged = run_cli("git", "--pre-push", "-f", "json", cwd=git_repo.path, extra_env=refs)
+    assert tagged.returncode == 1, tagged.output
+    assert rows(tagged) == [("tag v2 message", 1, 5, base)]
+    tagged.assert_no_leak(a, b)
+
+
+def test_commit_msg_mode(run_cli: Run, git_repo: GitRepo, key: str, tmp_path: Path) -> None:
+    msg = tmp_path / "COMMIT_EDITMSG"
+    msg.write_text(f"subject\n\nbody {key}\n# Please enter the commit message\n")
+    result = run_cli("git", "--commit-msg", "--", str(msg), cwd=git_repo.path)
+    assert result.returncode == 1
+    assert f"commit message:3:6  kubeadapt-api-key  {key[:12]}…" in result.stdout
+    assert "commit blocked: the commit message above" in result.output
+    result.assert_no_leak(key)
+    msg.write_text("subject\n")
+    assert run_cli("git", "--commit-msg", "--", str(msg), cwd=git_repo.path).returncode == 0
+    # a name that looks like an option is the file's name; a FIFO or a directory is refused
+    dashed = git_repo.path / "--verify"
+    dashed.write_text(f"x {key}\n")
+    res = run_cli("git", "--commit-msg", "--", "--verify", cwd=git_repo.path)
+    assert res.returncode == 1 and "verified" not in res.output
+    bad = run_cli("git", "--commit-msg", "--", str(tmp_path), cwd=git_repo.path)
+    assert bad.returncode == 2 and "cannot read the commit message" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    two = run_cli("git", "--commit-msg", "--", str(msg), str(msg), cwd=git_repo.path)
+    assert two.returncode == 2

@@ -55,6 +55,7 @@ class Target:
     revs: list[str] = field(default_factory=list)  # --range / --pre-push, resolved
     what: str = ""  # what the revisions are, for the summary
     cloned: bool = False  # a clone of a URL (no reflogs of its own)
+    tags: list[str] = field(default_factory=list)  # --pre-push: the tag object being pushed
 
 
 def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
@@ -172,6 +173,21 @@ def push_revs(repo: GitRepo) -> tuple[list[str], str]:
     )
 
 
+def pushed_tags(repo: GitRepo) -> list[str]:
+    """The annotated tag being pushed, if what pre-commit says is pushed is a tag object (its
+    message is new even when the commit it names was pushed before)."""
+    from kascan.sources.git.process import run_git
+
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF", "").strip()
+    if not to_ref or to_ref.startswith("-") or set(to_ref) == {"0"}:
+        return []
+    proc = run_git(repo, "cat-file", "-t", "--end-of-options", to_ref, check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != b"tag":
+        return []
+    sha = run_git(repo, "rev-parse", "--verify", "--end-of-options", to_ref, check=False)
+    return [sha.stdout.decode("ascii", "replace").strip()] if sha.returncode == 0 else []
+
+
 def open_target(
     arg: str,
     label: str | None,
@@ -207,7 +223,8 @@ def open_target(
     cfg, ignore, baseline = _repo_config(repo, explicit_config, warn, base)
     exclude = (*cfg.exclude, *ignore, *excludes)
     files = (cfg.baseline,) if cfg.baseline is not None else ()
-    return Target(arg, label, repo, exclude, baseline, files, revs, what, r.is_url(arg))
+    tags = pushed_tags(repo) if mode.pre_push else []
+    return Target(arg, label, repo, exclude, baseline, files, revs, what, r.is_url(arg), tags)
 
 
 def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
@@ -343,12 +360,13 @@ class RangeSource(Source):
 
     has_commits = True
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, messages: bool = True) -> None:
         super().__init__()
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
         self.baseline_files = target.baseline_files
+        self.messages = messages
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
         from kascan.sources.git import patch as p
@@ -362,14 +380,19 @@ class RangeSource(Source):
             label=t.label,
             excluded=excluder(t.exclude, run.warn),
             pstats=pstats,
+            messages=self.messages,
+            extra_tags=t.tags,
         )
         where = f" in {t.repo.display}" if t.label else ""
-        if pstats.commits == 0:
+        tags = pstats.objects - pstats.commits
+        if pstats.commits == 0 and tags <= 0:
             self.notes.append(f"{t.what}{where} has no commits: nothing to scan")
         else:
+            said = f" and {tags} annotated tag(s)" if tags > 0 else ""
+            msgs = f", their messages{said}" if self.messages else ""
             self.notes.append(
                 f"scanned {t.what}{where}: {pstats.commits} commit(s), "
-                f"{pstats.lines} added line(s) in {len(pstats.files)} file change(s)"
+                f"{pstats.lines} added line(s) in {len(pstats.files)} file change(s){msgs}"
             )
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
@@ -408,5 +431,5 @@ def source_for(target: Target, mode: Mode) -> Source:
     if mode.staged:
         return StagedSource(target, mode.files)
     if target.revs:
-        return RangeSource(target)
+        return RangeSource(target, mode.messages)
     return HistorySource(target, mode)
