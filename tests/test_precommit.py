@@ -300,6 +300,8 @@ def test_pre_push_blocks_a_key_in_a_message_or_a_tag(
     assert run(msg_hooked, ["git", "push", "-q", "origin", "main"]).returncode == 0
     # (pre-commit runs no pre-push hook for a tag of commits the remote has: nothing to push,
     # it says; a tag of new commits is pushed with them, and its message is scanned)
+    msg_hooked.write("y.txt", "y\n")
+    msg_hooked.git("add", "-A")
     assert git_commit(msg_hooked, "release").returncode == 0
     msg_hooked.git("tag", "-a", "v1.0", "-m", f"release\n\nkey {b}")
     tagged = run(msg_hooked, ["git", "push", "origin", "v1.0"])
