@@ -352,3 +352,139 @@ def test_commit_msg_mode(run_cli: Run, git_repo: GitRepo, key: str, tmp_path: Pa
     assert "Traceback" not in bad.stderr
     two = run_cli("git", "--commit-msg", "--", str(msg), str(msg), cwd=git_repo.path)
     assert two.returncode == 2
+
+
+# --- 3. reachability beyond refs: reflogs, stashes, notes, dangling objects, submodules -------
+
+
+def test_reflog_only_commit_is_found_and_named(run_cli: Run, git_repo: GitRepo, key: str) -> None:
+    git_repo.commit("base", {"a.txt": "a\n"})
+    c2 = git_repo.commit("oops", {"secret.env": f"K={key}\n"})
+    git_repo.git("reset", "-q", "--hard", "HEAD~1")  # only HEAD's and main's reflogs keep c2
+    result = scan(run_cli, git_repo)
+    assert result.returncode == 1, result.output
+    assert rows(result) == [("secret.env", 1, 3, c2)]
+    assert "1 commit(s) that only reflog entries reach" in result.stderr
+    assert "1 finding(s) only in reflog entries" in result.stderr
+    assert f"secret.env:1:3 (commit {short(c2)})" in result.stderr
+    off = scan(run_cli, git_repo, "--no-reflogs")
+    assert off.returncode == 0 and rows(off) == []
+    assert "only reflog entries" not in off.stderr
+
+
+def test_amended_message_is_found_in_the_reflog(run_cli: Run, git_repo: GitRepo, key: str) -> None:
+    git_repo.commit("base", {"a.txt": "a\n"})
+    c2 = git_repo.commit(f"deploy with {key}", {"b.txt": "b\n"})
+    git_repo.git("commit", "-q", "--amend", "-m", "deploy")
+    assert rows(scan(run_cli, git_repo)) == [(f"commit {short(c2)} message", 1, 13, c2)]
+    assert rows(scan(run_cli, git_repo, "--no-reflogs")) == []
+
+
+def test_a_clone_url_has_no_reflogs_by_default(run_cli: Run, git_repo: GitRepo, key: str) -> None:
+    git_repo.commit("base", {"a.txt": "a\n"})
+    git_repo.commit("oops", {"s.env": f"K={key}\n"})
+    git_repo.git("reset", "-q", "--hard", "HEAD~1")
+    url = git_repo.path.as_uri()
+    result = run_cli("git", url, "-f", "json")
+    assert result.returncode == 0 and rows(result) == []  # the server never sends it
+    assert "only reflog entries" not in result.stderr
+
+
+def test_key_in_every_stash_entry_and_in_a_stash_message(
+    run_cli: Run, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    a, b = keys(2)
+    git_repo.commit("base", {"a.txt": "a\n"})
+    git_repo.write("a.txt", f"a\n{a}\n")
+    git_repo.git("stash", "push", "-q", "-m", f"wip {b}")
+    first = git_repo.git("rev-parse", "stash@{0}")
+    git_repo.write("a.txt", "a\nb\n")
+    git_repo.git("stash", "-q")  # the key is now only in stash@{1}
+    for args in ((), ("--no-reflogs",)):  # every stash entry is read either way
+        got = rows(scan(run_cli, git_repo, *args))
+        assert ("a.txt", 2, 1, first) in got
+        assert (f"commit {short(first)} message", 1, len("On main: wip ") + 1, first) in got
+
+
+def test_key_in_a_note_is_named_as_a_note(run_cli: Run, git_repo: GitRepo, key: str) -> None:
+    c1 = git_repo.commit("base", {"a.txt": "a\n"})
+    git_repo.git("notes", "add", "-m", f"deployed with\n{key}", c1)
+    notes_commit = git_repo.git("rev-parse", "refs/notes/commits")
+    result = scan(run_cli, git_repo)
+    assert rows(result) == [(f"note {short(c1)} message", 2, 1, notes_commit)]
+    sarif = run_cli("git", str(git_repo.path), "-f", "sarif")
+    doc = json.loads(sarif.stdout)
+    assert_valid_sarif(doc)
+    (res,) = results(doc)
+    assert "logicalLocations" in only_location(res)
+
+
+def _submodule(top: GitRepo, sub: GitRepo, path: str) -> None:
+    top.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), path)
+    top.commit(f"add {path}")
+
+
+def test_key_only_in_a_submodules_history(
+    run_cli: Run,
+    make_repo: Callable[[Path], GitRepo],
+    tmp_path: Path,
+    keys: Callable[[int], list[str]],
+) -> None:
+    a, b, c = keys(3)
+    sub = make_repo(tmp_path / "sub")
+    s1 = sub.commit("add config", {"conf/app.env": f"X=1\nKEY={a}\n"})
+    sub.commit("remove it", {"conf/app.env": "X=1\n"})
+    s3 = sub.commit(f"note {b}", {"README": "sub\n"})
+    inner = make_repo(tmp_path / "inner")
+    i1 = inner.commit("inner", {"k.txt": f"{c}\n"})
+    sub.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner.path), "deep")
+    sub.commit("add deep")
+    top = make_repo(tmp_path / "top")
+    top.commit("base", {"main.txt": "main\n"})
+    _submodule(top, sub, "libs/sub")
+    top.git(
+        "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init", "--recursive"
+    )
+    result = scan(run_cli, top)
+    assert result.returncode == 1, result.output
+    assert rows(result) == [
+        ("libs/sub/commit " + short(s3) + " message", 1, 6, s3),
+        ("libs/sub/conf/app.env", 2, 5, s1),
+        ("libs/sub/deep/k.txt", 1, 1, i1),
+    ]
+    assert "scanned the history of 2 submodule(s) too (libs/sub, libs/sub/deep)" in result.stderr
+    result.assert_no_leak(a, b, c)
+    sarif = run_cli("git", str(top.path), "-f", "sarif")
+    doc = json.loads(sarif.stdout)
+    assert_valid_sarif(doc)
+    uris = sorted(
+        str(loc["physicalLocation"]["artifactLocation"]["uri"])  # type: ignore[index]
+        for loc in map(only_location, results(doc))
+        if "physicalLocation" in loc
+    )
+    assert uris == ["libs/sub/conf/app.env", "libs/sub/deep/k.txt"]
+    off = scan(run_cli, top, "--no-submodules")
+    assert off.returncode == 0 and "has submodules: their repositories were not scanned" in (
+        off.stderr
+    )
+    # an exclude of the superproject applies to the submodule's paths as they are reported
+    excluded = scan(run_cli, top, "--exclude", "libs/sub/deep/")
+    assert [r[0] for r in rows(excluded)] == [
+        "libs/sub/commit " + short(s3) + " message",
+        "libs/sub/conf/app.env",
+    ]
+
+
+def test_submodule_not_initialised_is_not_scanned(
+    run_cli: Run, make_repo: Callable[[Path], GitRepo], tmp_path: Path, key: str
+) -> None:
+    sub = make_repo(tmp_path / "sub")
+    sub.commit("k", {"k.txt": f"{key}\n"})
+    top = make_repo(tmp_path / "top")
+    top.commit("base", {"main.txt": "main\n"})
+    _submodule(top, sub, "vendor/sub")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(top.path), str(clone)], check=True, env=top.env)
+    result = run_cli("git", str(clone), "-f", "json")
+    assert result.returncode == 0 and rows(result) == []
+    assert "has submodules: their repositories were not scanned" in result.stderr

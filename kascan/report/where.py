@@ -23,10 +23,13 @@ class Where:
     logical: bool = False  # in a git object, not a file: ``file`` is e.g. ``commit 1a2b… message``
 
 
-# where history finds a key outside any file: ``[submodule/]commit <12 hex> <part>`` or
-# ``[submodule/]tag <name> <part>`` (kascan.sources.git.blobstream.object_chunks)
+# where history finds a key outside any file: ``[submodule/]commit <12 hex> <part>``,
+# ``[submodule/]tag <name> <part>`` (kascan.sources.git.blobstream.object_chunks) or a note,
+# ``note <12 hex of the annotated object> message`` (kascan.sources.git.history)
 _IN_COMMIT = re.compile(r"(?:^|/)commit ([0-9a-f]{12}) (?:message|author|committer|object)\Z")
-_IN_TAG = re.compile(r"(?:^|/)tag [^/].* (?:message|tagger|object)\Z", re.S)
+_IN_TAG = re.compile(
+    r"(?:^|/)(?:tag [^/].* (?:message|tagger|object)|note [0-9a-f]{12} message)\Z", re.S
+)
 
 
 def in_git_object(f: Finding) -> bool:

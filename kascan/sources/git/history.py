@@ -215,8 +215,10 @@ class History:
         warn: Callable[[str], None] | None = None,
         messages: bool = True,
         reflogs: bool = False,
+        submodules: bool = False,
     ) -> None:
         self.repo = repo
+        self.submodules = submodules  # the caller scans the submodules (and notes them)
         # commit and tag objects too: messages and identities (``commit <id> message``)
         self.messages = messages
         self.reflogs = reflogs  # every reflog entry is a root too (``--reflog``)
@@ -315,7 +317,7 @@ class History:
         self._empty = commits == 0
         if self._empty:
             return
-        if has_modules:
+        if has_modules and not self.submodules:
             self.notes.append(
                 f"{repo.display} has submodules: their repositories were not scanned "
                 "(scan each one on its own)"
@@ -338,7 +340,7 @@ class History:
         if inv.commits == 0:
             self._empty = True
             return
-        if inv.gitmodules:
+        if inv.gitmodules and not self.submodules:
             self.notes.append(
                 f"{repo.display} has submodules: their repositories were not scanned "
                 "(scan each one on its own)"
@@ -380,11 +382,10 @@ class History:
         """Attribute every candidate; if reading stops with an error, what was found before it
         is still attributed and reported, then the error goes on. A finding in a commit that only
         a reflog entry reaches is named in the notes."""
-        only = self._reflog_only
         named: list[str] = []
-        for cand in self._attributed(candidates):
+        for cand in self._attributed(candidates):  # all read by now: the reflog set is known
             f = cand.finding
-            if only and f.commit is not None and f.commit.sha in only:
+            if f.commit is not None and f.commit.sha in self._reflog_only:
                 named.append(f"{f.path}:{f.line}:{f.column} (commit {f.commit.sha[:12]})")
             yield cand
         if named:
@@ -532,7 +533,15 @@ class History:
                 "(reported without a commit)"
             )
         out.sort(key=lambda item: item[0])
+        notes = _notes_commits(
+            self.repo, {c.finding.commit.sha for _, c in out if c.finding.commit}
+        )
         for _, cand in out:
+            f = cand.finding
+            if notes and f.commit is not None and f.commit.sha in notes:
+                at = _note_location(f.path)
+                if at is not None:
+                    cand = replace(cand, finding=replace(f, path=at))
             yield cand
 
     def _direct_objects(self, wanted: set[str]) -> dict[str, str]:
@@ -638,6 +647,29 @@ class History:
             k: replace(i, commit=people.get(i.commit.sha, i.commit)) for k, i in intros.items()
         }
         return intros, seen
+
+
+_HEX_NAME = re.compile(r"(?:[0-9a-f]{2}/)*[0-9a-f]+")
+
+
+def _note_location(path: str) -> str | None:
+    """``note 1a2b3c4d5e6f message`` for a note's path in a notes tree (the annotated object's
+    id, maybe fanned out as ``1a/2b3c…``); None for another path."""
+    name, bang, member = path.partition("!")
+    if not _HEX_NAME.fullmatch(name) or len(name.replace("/", "")) not in (40, 64):
+        return None
+    return f"note {name.replace('/', '')[:12]} message" + bang + member
+
+
+def _notes_commits(repo: GitRepo, shas: set[str]) -> set[str]:
+    """Which of ``shas`` are commits of a notes ref's history (``refs/notes/*``)."""
+    if not shas:
+        return set()
+    proc = run_git(repo, "for-each-ref", "--format=%(refname)", "refs/notes/", check=False)
+    if not proc.stdout.strip():
+        return set()
+    listing = run_git(repo, "rev-list", "--glob=refs/notes/*", "--", check=False)
+    return shas & set(listing.stdout.decode("ascii", "replace").split())
 
 
 _OBJECT_ORIGINS = ("commit:", "tag:")  # Chunk.origin of a commit's or a tag's own chunks

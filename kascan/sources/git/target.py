@@ -253,8 +253,64 @@ def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
 # --------------------------------------------------------------------------- the sources
 
 
+@dataclass(frozen=True, slots=True)
+class Submodule:
+    path: str  # where it is in the superproject ("/" separators), escaped for display
+    repo: GitRepo  # its own repository (its git dir under .git/modules)
+
+
+MAX_NESTING = 4  # submodules of submodules: how deep they are followed
+
+
+def submodules(repo: GitRepo, warn: Warn, prefix: str = "", depth: int = 0) -> list[Submodule]:
+    """The initialised submodules of ``repo`` (and theirs, nested): each git dir under its
+    ``modules/`` that ``.gitmodules`` (as committed at HEAD) names, with the submodule's path.
+
+    Nothing of the attacker-written ``.gitmodules`` is run or followed out of ``modules/``: its
+    names only pick directories there, its paths only become the prefix of the findings."""
+    from kascan.sources.git.blobstream import printable
+    from kascan.sources.git.process import run_git
+    from kascan.sources.git.repo import open_repo
+
+    top = os.path.realpath(os.path.join(repo.git_dir, "modules"))
+    if depth >= MAX_NESTING or not os.path.isdir(top):
+        return []
+    proc = run_git(
+        repo,
+        "config",
+        "-z",
+        "--blob",
+        "HEAD:.gitmodules",
+        "--get-regexp",
+        r"^submodule\..*\.path$",
+        check=False,
+    )
+    out: list[Submodule] = []
+    for rec in proc.stdout.split(b"\0"):
+        key, _, value = rec.partition(b"\n")
+        if not key.startswith(b"submodule.") or not key.endswith(b".path") or not value:
+            continue
+        name = key[len(b"submodule.") : -len(b".path")].decode("utf-8", "surrogateescape")
+        where = os.path.realpath(os.path.join(top, name))
+        if not where.startswith(top + os.sep) or not os.path.isfile(os.path.join(where, "HEAD")):
+            continue  # not initialised here, or a name that leaves modules/
+        path = prefix + printable(value.decode("utf-8", "replace").strip("/"))
+        try:
+            sub = open_repo(where, f"{repo.display} submodule {path}")
+        except KascanError as exc:
+            warn(f"submodule {path} of {repo.display} cannot be read: {exc.format_message()}")
+            continue
+        sub = GitRepo(sub.display, sub.git_dir, None, None, sub.shallow, sub.object_format)
+        out.append(Submodule(path, sub))
+        out.extend(submodules(sub, warn, path + "/", depth + 1))
+    return out
+
+
 class HistorySource(Source):
-    """Every blob reachable from any ref, then attribution to the introducing commits."""
+    """Every blob reachable from any ref, then attribution to the introducing commits; with
+    ``--submodules`` (the default) the same for each initialised submodule's own repository,
+    its findings' paths prefixed with the submodule's path (``libs/x/config.env``, ``libs/x/
+    commit 1a2b3c4d5e6f message``), so that they name the file in the superproject's tree."""
 
     has_commits = True
 
@@ -266,28 +322,60 @@ class HistorySource(Source):
         self.baseline_files = target.baseline_files
         self.progress = mode.progress
         self.mode = mode
-        self._history: History | None = None
+        self._parts: list[tuple[History, str]] = []
 
-    def chunks(self, run: Run) -> Iterator[Chunk]:
+    def _history(self, repo: GitRepo, run: Run, prefix: str, modules: bool) -> History:
         from kascan.sources.git.history import History
         from kascan.sources.git.progress import Progress
 
         t = self.target
-        history = History(
-            t.repo,
+        excluded = excluder(t.exclude, run.warn)
+        if excluded is not None and prefix:
+            inner = excluded
+
+            def excluded(path: str) -> bool:
+                return inner(prefix + path)
+
+        return History(
+            repo,
             run.stats,
             label=t.label,
-            excluded=excluder(t.exclude, run.warn),
-            progress=Progress(self.progress, f"scanning {t.repo.display}"),
+            excluded=excluded,
+            progress=Progress(self.progress, f"scanning {repo.display}"),
             rules=run.rules,
             wants=may_hide(run.decoders),
             warn=run.warn,
             messages=self.mode.messages,
             reflogs=self.reflogs,
+            submodules=modules,
         )
-        self._history = history
-        self.notes = history.notes
-        return history.chunks()
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        """Every repository's history set up now (``attribute`` is set up before the chunks are
+        read), read in turn."""
+        t = self.target
+        subs = submodules(t.repo, run.warn) if self.mode.submodules else []
+        main = self._history(t.repo, run, "", bool(subs))
+        self._parts = [(main, "")]
+        self.notes = main.notes
+        for sub in subs:
+            self._parts.append((self._history(sub.repo, run, sub.path + "/", True), sub.path))
+        if subs:
+            self.notes.append(
+                f"{t.repo.display}: scanned the history of {len(subs)} submodule(s) too "
+                f"({', '.join(s.path for s in subs[:5])}{', …' if len(subs) > 5 else ''}): "
+                "their findings' paths start with the submodule's path"
+            )
+        return self._read()
+
+    def _read(self) -> Iterator[Chunk]:
+        from dataclasses import replace
+
+        yield from self._parts[0][0].chunks()
+        for i, (history, _) in enumerate(self._parts[1:], 1):
+            tag = f"\0{i}\0"
+            for chunk in history.chunks():
+                yield replace(chunk, origin=tag + (chunk.origin or ""))
 
     @property
     def reflogs(self) -> bool:
@@ -295,9 +383,38 @@ class HistorySource(Source):
         return self.mode.reflogs if self.mode.reflogs is not None else not self.target.cloned
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
-        if self._history is None:  # pragma: no cover - chunks() comes first
+        """Each repository's candidates attributed by its own history (a submodule's chunks
+        carry its number in their origin), then a submodule's paths prefixed."""
+        from dataclasses import replace
+
+        if not self._parts:  # pragma: no cover - chunks() comes first
             raise KascanError("internal: history attributed before it was read")
-        return self._history.attribute(candidates)
+        if len(self._parts) == 1:
+            yield from self._parts[0][0].attribute(candidates)
+            return
+        buckets: list[list[Candidate]] = [[] for _ in self._parts]
+        error: KascanError | None = None
+        try:
+            for cand in candidates:
+                origin = cand.origin or ""
+                if origin.startswith("\0"):
+                    _, i, rest = origin.split("\0", 2)
+                    buckets[int(i)].append(replace(cand, origin=rest or None))
+                else:
+                    buckets[0].append(cand)
+        except KascanError as exc:  # what was read is still attributed and reported
+            error = exc
+        for (history, path), cands in zip(self._parts, buckets, strict=True):
+            prefix = path + "/" if path else ""
+            for cand in history.attribute(cands):
+                if prefix:
+                    f = cand.finding
+                    cand = replace(cand, finding=replace(f, path=prefix + f.path))
+                yield cand
+        for history, _ in self._parts[1:]:  # a submodule's notes, its attribution's included
+            self.notes.extend(history.notes)
+        if error is not None:
+            raise error
 
 
 class StagedSource(Source):
