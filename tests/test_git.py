@@ -395,8 +395,11 @@ def test_submodule_and_lfs_pointer_are_noted_once(
     result = run_cli("git", str(top.path))
     assert result.returncode == 1
     assert f"k.txt:1:1  kubeadapt-api-key  {key[:12]}…  commit {c[:12]}" in result.stdout
-    assert result.stdout.count("has submodules") == 1
+    # issue 18: an initialised submodule's history is scanned too (--no-submodules: noted)
+    assert result.stdout.count("scanned the history of 1 submodule(s) too (sub)") == 1
     assert result.stdout.count("Git LFS pointer") == 1
+    off = run_cli("git", str(top.path), "--no-submodules")
+    assert off.stdout.count("has submodules") == 1
 
 
 # --- errors --------------------------------------------------------------------------------------
