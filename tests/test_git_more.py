@@ -488,3 +488,33 @@ def test_submodule_not_initialised_is_not_scanned(
     result = run_cli("git", str(clone), "-f", "json")
     assert result.returncode == 0 and rows(result) == []
     assert "has submodules: their repositories were not scanned" in result.stderr
+
+
+# --- 4. clone URLs: every ref the server advertises --------------------------------------------
+
+
+def test_clone_url_mirrors_pull_request_refs(
+    run_cli: Run, git_repo: GitRepo, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    a, b = keys(2)
+    git_repo.commit("base", {"a.txt": "a\n"})
+    git_repo.git("checkout", "-q", "-b", "pr")
+    pr = git_repo.commit(f"wip {b}", {"pr.env": f"KEY={a}\n"})
+    git_repo.git("checkout", "-q", "main")
+    server = tmp_path / "server.git"
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(git_repo.path), str(server)],
+        check=True,
+        env=git_repo.env,
+    )
+    # what a forge keeps for a closed pull request: a ref outside refs/heads and refs/tags
+    _git("update-ref", "refs/pull/1/head", pr, cwd=server)
+    _git("update-ref", "-d", "refs/heads/pr", cwd=server)
+    assert _git("for-each-ref", "--format=%(refname)", cwd=server).split() == [
+        "refs/heads/main",
+        "refs/pull/1/head",
+    ]
+    result = run_cli("git", server.as_uri(), "-f", "json")
+    assert result.returncode == 1, result.output
+    assert rows(result) == [(f"commit {short(pr)} message", 1, 5, pr), ("pr.env", 1, 5, pr)]
+    result.assert_no_leak(a, b)

@@ -79,14 +79,16 @@ def safe_url(url: str) -> str:
 
 
 def clone(url: str, dest: str) -> GitRepo:
-    """A bare clone of ``url`` in ``dest`` (a private temporary directory)."""
+    """A mirror of ``url`` in ``dest`` (a private temporary directory): bare, with every ref
+    the server advertises (``+refs/*:refs/*``: pull-request heads, notes, any namespace), not
+    only its branches and tags."""
     shown = safe_url(url)
     if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
         raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
     env = git_env(network=True)
     try:
         proc = subprocess.run(
-            ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest],
+            ["git", *SAFE_CONFIG, "clone", "--mirror", "--quiet", "--no-local", "--", url, dest],
             env=env,
             capture_output=True,
             check=False,
