@@ -176,14 +176,23 @@ class BlobStream:
     def _feed(self, listing: IO[bytes], sink: IO[bytes]) -> None:
         rest = b""
         kinds = self.kinds
+        import re
+
+        # one C-level pass over each block for the ids of the kinds wanted (trees are skipped)
+        wanted = re.compile(
+            rb"^(?:" + b"|".join(k.strip() for k in kinds) + rb") ([0-9a-f]+)$", re.MULTILINE
+        )
         try:
             while block := listing.read(1 << 16):
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop()
                 if kinds == (b"blob ",):
+                    lines = (rest + block).split(b"\n")
+                    rest = lines.pop()
                     ids = [ln[5:] for ln in lines if ln.startswith(b"blob ")]
                 else:
-                    ids = [ln.partition(b" ")[2] for ln in lines if ln.startswith(kinds)]
+                    data = rest + block
+                    cut = data.rfind(b"\n") + 1
+                    rest = data[cut:]
+                    ids = wanted.findall(data, 0, cut)
                 if ids:
                     ids.append(b"")
                     sink.write(b"\n".join(ids))
