@@ -386,7 +386,11 @@ class History:
         for cand in self._attributed(candidates):  # all read by now: the reflog set is known
             f = cand.finding
             if f.commit is not None and f.commit.sha in self._reflog_only:
-                named.append(f"{f.path}:{f.line}:{f.column} (commit {f.commit.sha[:12]})")
+                from kascan.sources.git.blobstream import printable  # a path is hostile
+
+                named.append(
+                    f"{printable(f.path)}:{f.line}:{f.column} (commit {f.commit.sha[:12]})"
+                )
             yield cand
         if named:
             more = f" and {len(named) - 5} more" if len(named) > 5 else ""
