@@ -163,6 +163,9 @@ class Expect:
     status: str = "unchecked"
     drop: str | None = None  # a reason in summary.dropped, when it must not be reported
     rule: str = "kubeadapt-api-key"
+    # in the message of the commit that adds ``file``: ``path`` is a template for its 12-digit
+    # id (``commit {} message``); only sources with commits read messages
+    message: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,10 @@ class Layout:
     commits: tuple[tuple[tuple[str, bytes], ...], ...]
     main: str
     expect: tuple[Expect, ...]
+    messages: tuple[str | None, ...] = ()  # a commit message per group (None: the default)
+
+    def message(self, index: int) -> str | None:
+        return self.messages[index] if index < len(self.messages) else None
 
     @property
     def files(self) -> dict[str, bytes]:

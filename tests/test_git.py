@@ -90,9 +90,11 @@ def test_key_only_in_a_lightweight_tag_on_a_detached_commit(
     git_repo.git("tag", "just-a-tag")
     git_repo.git("checkout", "-q", "main")
     assert hits(scan(run_cli, git_repo)) == [("deploy.sh", 2, 10, c2)]
-    # only the tag made it reachable: without it the commit is not part of any history
+    # only the tag made it reachable: without it the commit is not part of any history, but
+    # HEAD's reflog (issue 18: scanned by default; --no-reflogs leaves it out)
     git_repo.git("tag", "-d", "just-a-tag")
-    assert scan(run_cli, git_repo).returncode == 0
+    assert hits(scan(run_cli, git_repo)) == [("deploy.sh", 2, 10, c2)]
+    assert scan(run_cli, git_repo, "--no-reflogs").returncode == 0
 
 
 def test_key_only_in_a_stash(run_cli: RunCli, git_repo: GitRepo, key: str) -> None:
@@ -393,8 +395,11 @@ def test_submodule_and_lfs_pointer_are_noted_once(
     result = run_cli("git", str(top.path))
     assert result.returncode == 1
     assert f"k.txt:1:1  kubeadapt-api-key  {key[:12]}…  commit {c[:12]}" in result.stdout
-    assert result.stdout.count("has submodules") == 1
+    # issue 18: an initialised submodule's history is scanned too (--no-submodules: noted)
+    assert result.stdout.count("scanned the history of 1 submodule(s) too (sub)") == 1
     assert result.stdout.count("Git LFS pointer") == 1
+    off = run_cli("git", str(top.path), "--no-submodules")
+    assert off.stdout.count("has submodules") == 1
 
 
 # --- errors --------------------------------------------------------------------------------------

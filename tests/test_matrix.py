@@ -222,6 +222,22 @@ def _baseline(rng: random.Random) -> mu.Layout:
     )
 
 
+def _commit_message(rng: random.Random) -> mu.Layout:
+    """Issue 18: a revoked key in the message of the commit that adds a file with another key
+    (line 3 of the message, after the subject and a blank line)."""
+    a, b = _keys(rng, 2)
+    head = "the old key "
+    return mu.Layout(
+        (((APP, mu.env_lines([("KEY", b)])),),),
+        APP,
+        (
+            mu.Expect(APP, "commit {} message", 3, len(head) + 1, a, message=True),
+            mu.Expect(APP, APP, 1, 5, b),
+        ),
+        (f"configure the service\n\n{head}{a} is revoked\n",),
+    )
+
+
 LAYOUTS: dict[str, Builder] = {
     "zip": _zip,
     "wheel_jar": _wheel_jar,
@@ -238,6 +254,7 @@ LAYOUTS: dict[str, Builder] = {
     "allow_commits": _allow_commits,
     "inline_allow": _inline_allow,
     "baseline": _baseline,
+    "commit_message": _commit_message,
 }
 
 
@@ -309,6 +326,7 @@ CAPS: dict[str, Cap] = {
         ),
         Cap("inline_allow", "inline_allow"),
         Cap("baseline", "baseline", baseline=True),
+        Cap("commit_message", "commit_message"),
         *_format_caps(),
     ]
 }
@@ -349,9 +367,10 @@ class Matrix:
         if name not in self._repos:
             repo = GitRepo(self.root / "repos" / name, self.env)
             base = repo.commit("initial commit", {"README.md": "# service\n"})
+            lay = self.layout(name)
             shas = [
-                repo.commit(f"add {', '.join(n for n, _ in group)}", dict(group))
-                for group in self.layout(name).commits
+                repo.commit(lay.message(i) or f"add {', '.join(n for n, _ in group)}", dict(group))
+                for i, group in enumerate(lay.commits)
             ]
             self._repos[name] = mu.Built(repo.path, base, tuple(shas))
         return self._repos[name]
@@ -653,11 +672,14 @@ def expected(
     for e in lay.expect:
         if source.main_only and e.file != lay.main:
             continue
+        if e.message and shas is None:
+            continue  # no commits, no messages
         if e.drop is not None and not (layout == "allow_commits" and not source.commits):
             drops[e.drop] += 1
             continue
         commit = shas[lay.commit_index(e.file)] if shas is not None else None
-        rows.append((e.rule, repo, e.path, e.line, e.column, e.decoded, commit, e.status))
+        path = e.path.format(commit[:12]) if e.message and commit else e.path
+        rows.append((e.rule, repo, path, e.line, e.column, e.decoded, commit, e.status))
     return sorted(rows, key=_row_key), drops
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -223,3 +223,101 @@ def test_file_names_that_look_like_options_are_paths(hooked: GitRepo, key: str) 
     staged = pre_commit(hooked, "run", "kascan", "--files", "app.cfg", ".", check=False)
     assert staged.returncode == 1, staged.output
     assert "app.cfg:1:7" in staged.output
+
+
+# --- commit messages and tags (issue 18) -------------------------------------------------------
+
+
+@pytest.fixture
+def msg_hooked(
+    git_repo: GitRepo, env: dict[str, str], hook_rev: str, pre_commit_home: Path
+) -> GitRepo:
+    """A repository with all three of kascan's hooks: pre-commit, commit-msg and pre-push."""
+    git_repo.env["PRE_COMMIT_HOME"] = str(pre_commit_home)
+    git_repo.env["PATH"] = str(Path(sys.executable).parent) + ":" + env.get("PATH", "")
+    git_repo.env.pop("PYTHONPATH", None)
+    git_repo.write(
+        ".pre-commit-config.yaml",
+        f"repos:\n- repo: {ROOT}\n  rev: {hook_rev}\n  hooks:\n"
+        "  - id: kascan\n  - id: kascan-msg\n  - id: kascan-push\n",
+    )
+    git_repo.commit("pre-commit config")
+    pre_commit(
+        git_repo,
+        "install",
+        *("--hook-type", "pre-commit", "--hook-type", "commit-msg", "--hook-type", "pre-push"),
+    )
+    pre_commit(git_repo, "install-hooks")
+    return git_repo
+
+
+def test_hooks_file_describes_the_commit_msg_hook() -> None:
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    msg = hooks["kascan-msg"]
+    assert msg["entry"] == "kascan git --commit-msg --"  # the file name comes after --
+    assert msg["stages"] == ["commit-msg"] and msg["pass_filenames"] is True
+
+
+def test_commit_msg_hook_blocks_a_key_in_the_message(msg_hooked: GitRepo, key: str) -> None:
+    head = msg_hooked.git("rev-parse", "HEAD")
+    msg_hooked.write("notes.md", "clean\n")
+    msg_hooked.git("add", "-A")
+    result = git_commit(msg_hooked, f"rotate the key\n\nold one: {key}\n")
+    assert result.returncode != 0, result.output
+    assert msg_hooked.git("rev-parse", "HEAD") == head  # nothing was committed
+    assert "kascan (Kubeadapt API keys in the commit message)" in result.output
+    assert "commit message:3:10" in result.output
+    assert "the commit message above holds a Kubeadapt key" in result.output
+    result.assert_no_leak(key)
+    # the same change with a clean message passes all three hooks
+    ok = git_commit(msg_hooked, "rotate the key")
+    assert ok.returncode == 0, ok.output
+    assert msg_hooked.git("log", "-1", "--format=%s") == "rotate the key"
+    # an allowed line is allowed in a message too
+    msg_hooked.write("more.md", "x\n")
+    msg_hooked.git("add", "-A")
+    allowed = git_commit(msg_hooked, f"fixture {key}  # kascan:allow documented test key")
+    assert allowed.returncode == 0, allowed.output
+
+
+def test_pre_push_blocks_a_key_in_a_message_or_a_tag(
+    msg_hooked: GitRepo, keys: Callable[[int], list[str]], tmp_path: Path
+) -> None:
+    a, b = keys(2)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, env=msg_hooked.env)
+    msg_hooked.git("remote", "add", "origin", str(remote))
+    assert run(msg_hooked, ["git", "push", "-q", "origin", "main"]).returncode == 0
+    # a message with a key, committed past the commit-msg hook
+    msg_hooked.write("x.txt", "x\n")
+    msg_hooked.git("add", "-A")
+    msg_hooked.git("commit", "-q", "--no-verify", "-m", f"deploy\n\nwith {a}")
+    bad = msg_hooked.git("rev-parse", "HEAD")
+    pushed = run(msg_hooked, ["git", "push", "origin", "main"])
+    assert pushed.returncode != 0, pushed.output
+    assert f"commit {bad[:12]} message:3:6" in pushed.output
+    assert "push blocked" in pushed.output
+    pushed.assert_no_leak(a)
+    # rewritten without it: the push passes; then a tag whose message holds a key is blocked
+    msg_hooked.git("commit", "-q", "--amend", "--no-verify", "-m", "deploy")
+    assert run(msg_hooked, ["git", "push", "-q", "origin", "main"]).returncode == 0
+    # (pre-commit runs no pre-push hook for a tag of commits the remote has: nothing to push,
+    # it says; a tag of new commits is pushed with them, and its message is scanned)
+    msg_hooked.write("y.txt", "y\n")
+    msg_hooked.git("add", "-A")
+    assert git_commit(msg_hooked, "release").returncode == 0
+    msg_hooked.git("tag", "-a", "v1.0", "-m", f"release\n\nkey {b}")
+    tagged = run(msg_hooked, ["git", "push", "origin", "v1.0"])
+    assert tagged.returncode != 0, tagged.output
+    assert "tag v1.0 message:3:5" in tagged.output
+    tagged.assert_no_leak(b)
+    refs = subprocess.run(
+        ["git", "-C", str(remote), "for-each-ref", "--format=%(refname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=msg_hooked.env,
+    ).stdout.split()
+    assert refs == ["refs/heads/main"]

@@ -29,6 +29,11 @@ BLOCKED = (
     "(Settings → API Keys), mint a new one, and purge it from history.",
     _FALSE_POSITIVE + "; to skip this hook once: SKIP=kascan git commit.",
 )
+BLOCKED_MSG = (
+    "commit blocked: the commit message above holds a Kubeadapt key: take it out of the message "
+    "(git keeps the message in .git/COMMIT_EDITMSG); if it was ever shared, revoke it in the "
+    "Kubeadapt dashboard (Settings → API Keys) and rotate it"
+)
 PUSH_BLOCKED = (
     "push blocked: a commit being pushed adds the Kubeadapt API key(s) above (commit, file, line).",
     "a real key: revoke it in the Kubeadapt dashboard (Settings → API Keys) and mint a new one, "
@@ -77,6 +82,35 @@ Examples:
     help="Only the commits being pushed: PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF as set by "
     "pre-commit; for a new branch, its commits that are on no remote-tracking branch.",
 )
+@click.option(
+    "--messages/--no-messages",
+    default=True,
+    show_default=True,
+    help="Also scan commit messages, author and committer names and e-mails, and annotated "
+    "tags' messages (history: every commit and tag object; --range/--pre-push: those of the "
+    "change).",
+)
+@click.option(
+    "--reflogs/--no-reflogs",
+    default=None,
+    help="Also scan what only the reflogs reach (a commit reset or amended away, a dropped "
+    "stash entry). On by default for local repositories (a clone has no reflogs).",
+)
+@click.option(
+    "--submodules/--no-submodules",
+    default=True,
+    show_default=True,
+    help="Also scan the whole history of each initialised submodule (its repository under "
+    ".git/modules); its findings' paths start with the submodule's path.",
+)
+@click.option(
+    "--commit-msg",
+    "commit_msg",
+    is_flag=True,
+    help="The one argument is the file of the commit message being written, never a "
+    "repository or an option (the commit-msg hook runs 'kascan git --commit-msg -- FILE'; "
+    "pre-commit passes .git/COMMIT_EDITMSG). Comment lines git would strip are scanned too.",
+)
 @repo_query_options(sweep=True)
 @run_options("git")
 def git(
@@ -85,6 +119,10 @@ def git(
     as_files: bool,
     rev_range: str | None,
     pre_push: bool,
+    messages: bool,
+    reflogs: bool | None,
+    submodules: bool,
+    commit_msg: bool,
     query: RepoQuery,
     sweep: SweepOptions,
     opts: RunOptions,
@@ -103,18 +141,23 @@ def git(
     from kascan.sources.git.repo import is_url
     from kascan.sources.git.target import Mode
 
-    if staged + bool(rev_range) + pre_push > 1:
-        raise click.UsageError("choose one of --staged, --range and --pre-push")
+    if staged + bool(rev_range) + pre_push + commit_msg > 1:
+        raise click.UsageError("choose one of --staged, --range, --pre-push and --commit-msg")
     if as_files and not staged:
         raise click.UsageError("--files goes with --staged")
-    patch_mode = staged or rev_range is not None or pre_push
+    patch_mode = staged or rev_range is not None or pre_push or commit_msg
     if patch_mode and (query.fleet or sweep.state_dir is not None):
         raise click.UsageError(
-            "--staged, --range and --pre-push do not go with --repos-from, --github-org/-user, "
-            "--shard or --state (those sweep whole histories)"
+            "--staged, --range, --pre-push and --commit-msg do not go with --repos-from, "
+            "--github-org/-user, --shard or --state (those sweep whole histories)"
         )
+    history = Mode(messages=messages, reflogs=reflogs, submodules=submodules)
     if not patch_mode and (query.fleet or sweep.state_dir is not None or len(repos) > 1):
-        return _sweep(repos, opts, query, sweep)
+        return _sweep(repos, opts, query, sweep, history)
+    if commit_msg:
+        if len(repos) != 1:
+            raise click.UsageError("--commit-msg takes one argument: the message file")
+        return _commit_msg(repos[0], opts)
     args = list(repos)
     files: tuple[str, ...] | None = None
     if as_files:
@@ -128,8 +171,30 @@ def git(
         if files and len(args) > 1:
             raise click.UsageError("file names go with one repository only")
     args = args or ["."]
-    mode = Mode(staged, files, rev_range, pre_push, sys.stderr.isatty() and not opts.report.quiet)
+    mode = Mode(
+        staged,
+        files,
+        rev_range,
+        pre_push,
+        sys.stderr.isatty() and not opts.report.quiet,
+        messages=messages,
+        reflogs=reflogs,
+        submodules=submodules,
+    )
     return _scan(args, mode, opts)
+
+
+def _commit_msg(path: str, opts: RunOptions) -> int:
+    """The message being written (the commit-msg hook), as a source of its own."""
+    from kascan import pipeline
+    from kascan.sources.git.target import CommitMsgSource
+    from kascan.stats import ScanStats
+
+    stats = ScanStats()
+    src = CommitMsgSource(path)
+    return pipeline.run(
+        [src], opts, stats=stats, notes=lambda: [BLOCKED_MSG] * (stats.reported > 0)
+    )
 
 
 def _scan(args: Sequence[str], mode: Mode, opts: RunOptions) -> int:
@@ -169,7 +234,7 @@ def _scan(args: Sequence[str], mode: Mode, opts: RunOptions) -> int:
         return pipeline.run(sources, opts, stats=stats, early=early, notes=final_notes)
 
 
-def _state_parts(opts: RunOptions) -> list[str | bytes]:
+def _state_parts(opts: RunOptions, mode: Mode) -> list[str | bytes]:
     """What a recorded scan depends on besides the refs: every option that changes what is
     found (see ``fleet.config_fingerprint``)."""
     from kascan.errors import KascanError
@@ -180,6 +245,8 @@ def _state_parts(opts: RunOptions) -> list[str | bytes]:
         f"archives={d.archives} base64={d.base64} utf16={d.utf16}",
         "excludes",
         *opts.scan.excludes,
+        "git",
+        f"messages={mode.messages} reflogs={mode.reflogs} submodules={mode.submodules}",
     ]
     files = [*opts.scan.rules, *opts.scan.baselines]
     if opts.scan.config is not None:
@@ -192,23 +259,28 @@ def _state_parts(opts: RunOptions) -> list[str | bytes]:
     return parts
 
 
-def _sweep(repos: Sequence[str], opts: RunOptions, query: RepoQuery, sweep: SweepOptions) -> int:
+def _sweep(
+    repos: Sequence[str],
+    opts: RunOptions,
+    query: RepoQuery,
+    sweep: SweepOptions,
+    mode: Mode,
+) -> int:
     from kascan import pipeline
     from kascan.fleet import StateStore, config_fingerprint, resolve_repos
     from kascan.reporter import Reporter
     from kascan.sources.base import Source, Warn
-    from kascan.sources.git.target import Mode, open_target, source_for
+    from kascan.sources.git.target import open_target, source_for
     from kascan.stats import ScanStats
 
     stats = ScanStats()
     reporter = Reporter(opts, stats)
     sel = resolve_repos(repos, query, reporter.warn)
     state = (
-        StateStore(sweep.state_dir, config_fingerprint(_state_parts(opts)))
+        StateStore(sweep.state_dir, config_fingerprint(_state_parts(opts, mode)))
         if sweep.state_dir is not None
         else None
     )
-    mode = Mode()
 
     def open_source(arg: str, cleanup: contextlib.ExitStack, warn: Warn) -> Source:
         t = open_target(arg, arg, mode, opts.scan.config, opts.scan.excludes, warn, cleanup)

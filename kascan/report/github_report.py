@@ -48,6 +48,8 @@ def command(f: Finding, ctx: ReportContext) -> str:
         ("endColumn", str(end)),
         ("title", title),
     ]
+    if w.logical:  # a commit or tag message: no file for the annotation to point at
+        props = [("title", title)]
     kind = COMMANDS.get(f.verification.status, "error")
     joined = ",".join(f"{k}={escape_property(v)}" for k, v in props)
     return f"::{kind} {joined}::{escape_data(message(f, w))}"

@@ -2,6 +2,9 @@
 
 - ``artifactLocation.uri`` is relative to the repository root (``uriBaseId`` ``%SRCROOT%``); an
   archive member is reported at the archive, the member named in the message and properties.
+  A key in a commit's or a tag's message or identity (no file) has a ``logicalLocation`` whose
+  ``fullyQualifiedName`` is ``commit 1a2b3c4d5e6f message``, the line and column in its message
+  and in the properties ``gitObjectLine``/``gitObjectColumn``.
 - ``partialFingerprints.primaryLocationLineHash`` is derived from the rule id and the key's
   fingerprint, not from the line: the same key stays one alert when it moves, when the file is
   renamed or deleted, and when it is found again in history.
@@ -138,6 +141,8 @@ def _properties(f: Finding, w: Where) -> dict[str, object]:
         props["verificationDetail"] = v.detail
     if w.member is not None:
         props["archiveMember"] = w.member
+    if w.logical:
+        props.update(gitObject=w.file, gitObjectLine=f.line, gitObjectColumn=f.column)
     if f.decoded:
         props["decoded"] = f.decoded
     if f.repo:
@@ -157,19 +162,25 @@ def _result(f: Finding, rule_index: int, ctx: ReportContext) -> dict[str, object
     region: dict[str, object] = {"startLine": f.line, "startColumn": f.column, "endLine": f.line}
     end = f.end_column if f.end_column > f.column else f.column + len(f.secret.value)
     region["endColumn"] = end
+    location: dict[str, object] = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": uri_of(w.file), "uriBaseId": SRCROOT},
+            "region": region,
+        }
+    }
+    if w.logical:  # a commit's or a tag's message or identity: no file to point at
+        location = {
+            "logicalLocations": [
+                {"name": w.file.rsplit(" ", 1)[-1], "fullyQualifiedName": w.file, "kind": "object"}
+            ],
+            "message": {"text": f"{w.file}, line {f.line}, column {f.column}"},
+        }
     return {
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
         "level": LEVELS.get(f.verification.status, "error"),
         "message": {"text": message(f, w)},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": {"uri": uri_of(w.file), "uriBaseId": SRCROOT},
-                    "region": region,
-                }
-            }
-        ],
+        "locations": [location],
         "partialFingerprints": {"primaryLocationLineHash": line_hash(f)},
         "properties": _properties(f, w),
     }

@@ -7,6 +7,7 @@ scanned subdirectory relative to the repository root.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kascan.model import Finding
@@ -19,6 +20,26 @@ LIVE = frozenset({"live", "live-limited"})
 class Where:
     file: str  # repository-relative, "/" separators (the archive, for a member)
     member: str | None  # the path inside the archive, ``!``-joined when nested
+    logical: bool = False  # in a git object, not a file: ``file`` is e.g. ``commit 1a2b… message``
+
+
+# where history finds a key outside any file: ``[submodule/]commit <12 hex> <part>``,
+# ``[submodule/]tag <name> <part>`` (kascan.sources.git.blobstream.object_chunks) or a note,
+# ``note <12 hex of the annotated object> message`` (kascan.sources.git.history)
+_IN_COMMIT = re.compile(r"(?:^|/)commit ([0-9a-f]{12}) (?:message|author|committer|object)\Z")
+_IN_TAG = re.compile(
+    r"(?:^|/)(?:tag [^/].* (?:message|tagger|object)|note [0-9a-f]{12} message)\Z", re.S
+)
+
+
+def in_git_object(f: Finding) -> bool:
+    """Whether the finding is in a commit's or a tag's own text (a message, an identity), not in
+    a file. A commit location names the finding's own commit, which no file path of that commit
+    can (its id depends on the tree that would hold the name)."""
+    m = _IN_COMMIT.search(f.path)
+    if m is not None:
+        return f.commit is not None and f.commit.sha.startswith(m.group(1))
+    return _IN_TAG.search(f.path) is not None and "!" not in f.path
 
 
 def split_archive(path: str) -> tuple[str, str | None]:
@@ -34,6 +55,8 @@ def split_archive(path: str) -> tuple[str, str | None]:
 
 
 def where(f: Finding, ctx: ReportContext) -> Where:
+    if in_git_object(f):
+        return Where(f.path, None, logical=True)
     outer, member = split_archive(f.path)
     prefix = ctx.path_prefix.replace("\\", "/")
     if prefix and not prefix.endswith("/"):
@@ -73,6 +96,8 @@ def status_text(f: Finding) -> str:
 def message(f: Finding, w: Where) -> str:
     """One paragraph naming the redacted key, where inside an archive, the commit and the status."""
     parts = [f"Kubeadapt API key {f.secret.redacted} leaked"]
+    if w.logical:
+        parts.append(f"in {w.file}, line {f.line}, column {f.column}")
     if w.member is not None:
         parts.append(f"in archive member {w.member}")
     if f.decoded:

@@ -11,6 +11,12 @@ Nothing is kept per blob, so memory stays flat whatever the number of objects.
 
 This reads *every* blob in the database, reachable or not: the caller decides afterwards, for the
 few blobs that hold a candidate, whether any ref reaches them (``History``).
+
+With ``objects`` set, the commit and annotated tag objects come through the same stream and the
+same gate: one that holds a needle is cut by :func:`object_chunks` into its message and identity
+lines, each a chunk whose path names where it is (``commit 1a2b3c4d5e6f message``, ``commit
+1a2b3c4d5e6f author``, ``tag v1.2 message``) and whose ``origin`` is ``commit:<id>`` or
+``tag:<id>``; they are found once each, as the objects are stored, with no walk.
 """
 
 from __future__ import annotations
@@ -33,6 +39,103 @@ if TYPE_CHECKING:
 READ = 1 << 20  # bytes per read of the cat-file stream
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe lets git run ahead of the parent
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+_BLOB, _COMMIT = ord("b"), ord("c")  # the first letter of an object's type in cat-file's header
+SHORT = 12  # hex digits of an object id in a location (``commit 1a2b3c4d5e6f message``)
+# the last word of a location that is in a git object, not in a file
+OBJECT_PARTS = ("message", "author", "committer", "tagger", "object")
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format (bidi) and escape characters as ``\\xNN``/``\\uNNNN``: a
+    tag name is attacker-written and becomes part of a location shown on a terminal."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch == "\\" or (ch.isascii() and (ch < " " or ch == "\x7f")):
+            out.append(f"\\x{ord(ch):02x}")
+        elif not ch.isascii() and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _iso(epoch: bytes, tz: bytes) -> str:
+    """``1704067200 +0100`` as ISO 8601 (``2024-01-01T01:00:00+01:00``); '' when malformed."""
+    from datetime import datetime, timedelta, timezone
+
+    try:
+        sign = -1 if tz[:1] == b"-" else 1
+        hours, minutes = int(tz[1:3]), int(tz[3:5])
+        zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        return datetime.fromtimestamp(int(epoch), zone).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def _ident(value: bytes) -> tuple[bytes, str]:
+    """``Name <email> 1704067200 +0000`` -> (``Name <email>``, the date in ISO 8601)."""
+    gt = value.rfind(b">")
+    if gt == -1:
+        return value, ""
+    when = value[gt + 1 :].split()
+    date = _iso(when[0], when[1]) if len(when) == 2 else ""
+    return value[: gt + 1], date
+
+
+def _split_ident(who: bytes) -> tuple[str, str]:
+    """Name and e-mail, anything key-shaped in them redacted (they go into reports)."""
+    from kascan.model import scrub
+
+    name, _, email = who.partition(b" <")
+    return scrub(name.decode("utf-8", "replace")), scrub(
+        email.rstrip(b">").decode("utf-8", "replace")
+    )
+
+
+def object_chunks(kind: str, oid: str, data: bytes, label: str | None) -> Iterator[Chunk]:
+    """The message and identity lines of one commit or annotated tag object, each a chunk.
+
+    A commit gives ``commit <id> message`` (line 1 is the subject) and ``commit <id> author``
+    (the ``Name <email>`` of the author line; ``committer`` too when it differs); a tag gives
+    ``tag <name> message`` and ``tag <name> tagger``. A commit's chunks carry the commit (its
+    identity is filled in by the attribution); a tag's carry the commit it names, with the
+    tagger as its author. Nothing in the object is parsed but these fixed header names.
+    """
+    from kascan.model import Commit
+
+    head, _, body = data.partition(b"\n\n")
+    headers: dict[bytes, bytes] = {}
+    for line in head.split(b"\n"):
+        if line[:1] == b" ":
+            continue  # a continuation line (gpgsig, mergetag): never an identity
+        name, _, value = line.partition(b" ")
+        headers.setdefault(name, value)
+    origin = f"{kind}:{oid}"
+    if kind == "commit":
+        where = f"commit {oid[:SHORT]}"
+        commit = Commit(oid, "", "", "")
+        yield Chunk(f"{where} message", body, repo=label, commit=commit, origin=origin)
+        author = _ident(headers[b"author"])[0] if b"author" in headers else None
+        if author is not None:
+            yield Chunk(f"{where} author", author, repo=label, commit=commit, origin=origin)
+        if b"committer" in headers:
+            committer = _ident(headers[b"committer"])[0]
+            if committer != author:
+                yield Chunk(
+                    f"{where} committer", committer, repo=label, commit=commit, origin=origin
+                )
+        return
+    tag = printable(headers.get(b"tag", oid[:SHORT].encode()).decode("utf-8", "replace"))
+    target = headers.get(b"object", b"").decode("ascii", "replace")
+    tagger, date = _ident(headers[b"tagger"]) if b"tagger" in headers else (None, "")
+    tagged = None
+    if headers.get(b"type") == b"commit" and target:
+        tagged = Commit(target, *_split_ident(tagger or b""), date)
+    yield Chunk(f"tag {tag} message", body, repo=label, commit=tagged, origin=origin)
+    if tagger is not None:
+        yield Chunk(f"tag {tag} tagger", tagger, repo=label, commit=tagged, origin=origin)
 
 
 class BlobStream:
@@ -49,8 +152,13 @@ class BlobStream:
         wants: Callable[[bytes], bool] | None = None,
         label: str | None = None,
         progress: Callable[[int, int, int], None] | None = None,
+        objects: bool = False,
+        blobs: bool = True,
     ) -> None:
         self.repo = repo
+        # which objects the feeder passes on: blobs, and commits and tags with ``objects``
+        kinds = (b"blob ",) if blobs else ()
+        self.kinds: tuple[bytes, ...] = (*kinds, *((b"commit ", b"tag ") if objects else ()))
         self.gate = gate
         self.wants = wants  # with a gate: whether a blob without it is handed on all the same
         self.label = label
@@ -59,6 +167,7 @@ class BlobStream:
         self.bytes = 0  # their bytes
         self.lfs = 0  # Git LFS pointers among them
         self.missing = 0
+        self.objects = 0  # commits and tags read
         self._listed = 0  # blob ids the feeder has passed on (the progress total)
         self._error: BaseException | None = None
 
@@ -66,17 +175,30 @@ class BlobStream:
 
     def _feed(self, listing: IO[bytes], sink: IO[bytes]) -> None:
         rest = b""
+        kinds = self.kinds
+        import re
+
+        # one C-level pass over each block for the ids of the kinds wanted (trees are skipped)
+        wanted = re.compile(
+            rb"^(?:" + b"|".join(k.strip() for k in kinds) + rb") ([0-9a-f]+)$", re.MULTILINE
+        )
         try:
             while block := listing.read(1 << 16):
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop()
-                ids = [ln[5:] for ln in lines if ln.startswith(b"blob ")]
+                if kinds == (b"blob ",):
+                    lines = (rest + block).split(b"\n")
+                    rest = lines.pop()
+                    ids = [ln[5:] for ln in lines if ln.startswith(b"blob ")]
+                else:
+                    data = rest + block
+                    cut = data.rfind(b"\n") + 1
+                    rest = data[cut:]
+                    ids = wanted.findall(data, 0, cut)
                 if ids:
                     ids.append(b"")
                     sink.write(b"\n".join(ids))
                     self._listed += len(ids) - 1
-            if rest.startswith(b"blob "):
-                sink.write(rest[5:] + b"\n")
+            if rest.startswith(kinds):
+                sink.write(rest.partition(b" ")[2] + b"\n")
                 self._listed += 1
         except (OSError, ValueError) as exc:  # the reader stopped early (an error, or a break)
             self._error = exc
@@ -134,6 +256,7 @@ class BlobStream:
         from kascan.engine import PREFIX_ID, Stream, needles
 
         gate, wants, label, display = self.gate, self.wants, self.label, self.repo.display
+        objects = self.kinds != (b"blob ",)
         stream = Stream() if gate else None
         lengths = tuple(len(n) for n in needles())
         hits: deque[tuple[int, int]] = deque()
@@ -176,15 +299,19 @@ class BlobStream:
                 continue
             start = nl + 1
             end = start + size
-            blobs += 1
-            nbytes += size
+            otype = buf[buf.find(b" ", pos) + 1] if objects else _BLOB  # b, c(ommit) or t(ag)
+            if otype == _BLOB:
+                blobs += 1
+                nbytes += size
+            else:
+                self.objects += 1
             if size > WINDOW:
                 oid = buf[pos : buf.find(b" ", pos)].decode()
                 take = min(len(buf) - start, size)
                 first = bytes(buf[start : start + take])
                 del buf[: start + take]
                 pos = 0
-                yield from self._big(fd, first, size - take, oid)
+                yield from self._big(fd, first, size - take, oid, otype)
                 if not buf:
                     buf += read(fd, READ)
                 if buf[:1] != b"\n":
@@ -210,6 +337,25 @@ class BlobStream:
                     buf += block
                     if stream is not None:
                         hits.extend(stream.feed(block))
+            if otype != _BLOB:
+                if stream is not None:
+                    kinds = 0
+                    blob_lo, blob_hi = base + start, base + end
+                    while hits and hits[0][0] + lengths[hits[0][1]] <= blob_hi:
+                        at, id = hits.popleft()
+                        if at >= blob_lo:
+                            kinds |= 1 if id == PREFIX_ID else 2
+                    if not kinds:
+                        pos = end + 1
+                        continue
+                data = bytes(buf[start:end])
+                if stream is not None and not kinds & 1 and (wants is None or not wants(data)):
+                    pos = end + 1
+                    continue
+                oid = buf[pos : buf.find(b" ", pos)].decode()
+                pos = end + 1
+                yield from object_chunks("commit" if otype == _COMMIT else "tag", oid, data, label)
+                continue
             if size < 256 and buf.startswith(LFS_POINTER, start):
                 lfs += 1
             if stream is not None:
@@ -239,9 +385,20 @@ class BlobStream:
         if progress is not None:
             progress(blobs, blobs, nbytes)
 
-    def _big(self, fd: int, first: bytes, remaining: int, oid: str) -> Iterator[Chunk]:
+    def _big(
+        self, fd: int, first: bytes, remaining: int, oid: str, otype: int = 98
+    ) -> Iterator[Chunk]:
         """A blob bigger than a window, streamed in windows: ``first`` is what the buffer held of
-        it, ``remaining`` the bytes of it still in the pipe."""
+        it, ``remaining`` the bytes of it still in the pipe. A commit or tag object that big (a
+        hostile one) is streamed whole as ``commit <id> object``: lines count from its first
+        header line, as ``git cat-file -p`` shows it."""
+        from kascan.model import Commit
+
+        path, origin, commit = "", oid, None
+        if otype != _BLOB:
+            kind = "commit" if otype == _COMMIT else "tag"
+            path, origin = f"{kind} {oid[:SHORT]} object", f"{kind}:{oid}"
+            commit = Commit(oid, "", "", "") if kind == "commit" else None
         pending = [first] if first else []
 
         def read(n: int) -> bytes:
@@ -256,7 +413,7 @@ class BlobStream:
             remaining -= len(block)
             return block
 
-        for chunk in iter_stream(read, ""):
-            yield replace(chunk, repo=self.label, origin=oid)
+        for chunk in iter_stream(read, path):
+            yield replace(chunk, repo=self.label, origin=origin, commit=commit)
         while remaining > 0:
             read(READ)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
-from kascan.model import Candidate, Chunk, Commit
+from kascan.model import Candidate, Chunk, Commit, scrub
 from kascan.sources.git.process import (
     LFS_POINTER,
     GitRepo,
@@ -213,8 +213,15 @@ class History:
         rules: RuleSet | None = None,
         wants: Callable[[bytes], bool] | None = None,
         warn: Callable[[str], None] | None = None,
+        messages: bool = True,
+        reflogs: bool = False,
+        submodules: bool = False,
     ) -> None:
         self.repo = repo
+        self.submodules = submodules  # the caller scans the submodules (and notes them)
+        # commit and tag objects too: messages and identities (``commit <id> message``)
+        self.messages = messages
+        self.reflogs = reflogs  # every reflog entry is a root too (``--reflog``)
         self.stats = stats
         # blobs without the rules' literal prefix are skipped unless ``wants`` them (a decoder's
         # first cheap test says an archive, base64 or UTF-16 may hide a key there)
@@ -229,10 +236,11 @@ class History:
         self._paths: dict[str, str] = {}  # blob -> a path, for blobs read with a path
         self._empty = False
         self._early_walk: _EarlyWalk | None = None
+        self._reflog_only: set[str] = set()  # commits that only reflog entries reach
 
     def chunks(self) -> Iterator[Chunk]:
         repo = self.repo
-        self._revs = ["--all", *_stash_revs(repo)]
+        self._revs = ["--all", *(["--reflog"] if self.reflogs else _stash_revs(repo))]
         partial = _partial_clone(repo)
         if self.rules is not None and not partial and _path_free(self.rules):
             yield from self._pack_order()
@@ -243,6 +251,8 @@ class History:
                 0, f"{repo.display} is an empty repository (no commits): nothing to scan"
             )
             return
+        if self.reflogs:
+            self._reflog_notes()
         if repo.shallow:
             self.notes.append(
                 f"{repo.display} is a shallow clone: history before its shallow boundary is not "
@@ -251,6 +261,18 @@ class History:
         if partial:
             self.notes.append(
                 f"{repo.display} is a partial clone: blobs that were not fetched were not scanned"
+            )
+
+    def _reflog_notes(self) -> None:
+        """Say what the reflogs added: the commits only they reach (a reset, an amend, an old
+        stash entry)."""
+        proc = run_git(self.repo, "rev-list", "--reflog", "--not", "--all", "--", check=False)
+        self._reflog_only = set(proc.stdout.decode("ascii", "replace").split())
+        if self._reflog_only:
+            n = len(self._reflog_only)
+            self.notes.append(
+                f"{self.repo.display}: {n} commit(s) that only reflog entries reach (reset or "
+                "amended away, older stash entries) were scanned too (--no-reflogs: leave them out)"
             )
 
     def _pack_order(self) -> Iterator[Chunk]:
@@ -265,7 +287,14 @@ class History:
         progress = self.progress.update if self.progress and self.progress.enabled else None
         gate = fast_prefix(self.rules)
         wants = self.wants if gate else None
-        stream = BlobStream(repo, gate=gate, wants=wants, label=self.label, progress=progress)
+        stream = BlobStream(
+            repo,
+            gate=gate,
+            wants=wants,
+            label=self.label,
+            progress=progress,
+            objects=self.messages,
+        )
         # the attribution walk runs alongside, into a file: when some blob holds a key it is
         # (nearly) done by the end of the read; when none does it is stopped
         self._early_walk = _start_walk(repo, self._revs)
@@ -288,7 +317,7 @@ class History:
         self._empty = commits == 0
         if self._empty:
             return
-        if has_modules:
+        if has_modules and not self.submodules:
             self.notes.append(
                 f"{repo.display} has submodules: their repositories were not scanned "
                 "(scan each one on its own)"
@@ -311,7 +340,7 @@ class History:
         if inv.commits == 0:
             self._empty = True
             return
-        if inv.gitmodules:
+        if inv.gitmodules and not self.submodules:
             self.notes.append(
                 f"{repo.display} has submodules: their repositories were not scanned "
                 "(scan each one on its own)"
@@ -331,10 +360,46 @@ class History:
             )
         if stats.skipped.get("missing-object"):
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
+        if self.messages:
+            yield from self._objects()
+
+    def _objects(self) -> Iterator[Chunk]:
+        """The messages and identities of every commit and tag object (one pass, pack order)."""
+        from kascan.sources.git.blobstream import BlobStream
+
+        gate = None
+        if self.rules is not None:
+            from kascan.match import fast_prefix
+
+            gate = fast_prefix(self.rules)
+        wants = self.wants if gate else None
+        stream = BlobStream(
+            self.repo, gate=gate, wants=wants, label=self.label, objects=True, blobs=False
+        )
+        yield from stream.chunks()
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
         """Attribute every candidate; if reading stops with an error, what was found before it
-        is still attributed and reported, then the error goes on."""
+        is still attributed and reported, then the error goes on. A finding in a commit that only
+        a reflog entry reaches is named in the notes."""
+        named: list[str] = []
+        for cand in self._attributed(candidates):  # all read by now: the reflog set is known
+            f = cand.finding
+            if f.commit is not None and f.commit.sha in self._reflog_only:
+                from kascan.sources.git.blobstream import printable  # a path is hostile
+
+                named.append(
+                    f"{printable(f.path)}:{f.line}:{f.column} (commit {f.commit.sha[:12]})"
+                )
+            yield cand
+        if named:
+            more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+            self.notes.append(
+                f"{self.repo.display}: {len(named)} finding(s) only in reflog entries (no ref "
+                f"reaches them; expire the reflog after rotating): {', '.join(named[:5])}{more}"
+            )
+
+    def _attributed(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
         found: dict[str, list[Candidate]] = {}
         error: KascanError | None = None
         try:
@@ -343,6 +408,7 @@ class History:
                     found.setdefault(cand.origin or "", []).append(cand)
             except KascanError as exc:
                 error = exc
+            objects = {o: found.pop(o) for o in list(found) if o.startswith(_OBJECT_ORIGINS)}
             if found and not self._empty:
                 try:
                     attributed = list(self._attribute(found))
@@ -351,6 +417,8 @@ class History:
                 yield from attributed
             elif found:
                 self._unreachable(len(found))
+            if objects:
+                yield from self._in_objects(objects)
         finally:
             if self._early_walk is not None:
                 self._early_walk.close()
@@ -359,6 +427,46 @@ class History:
             raise error
 
     # -- attribution ------------------------------------------------------------------------
+
+    def _in_objects(self, found: dict[str, list[Candidate]]) -> Iterator[Candidate]:
+        """Candidates in commit and tag objects: each is its own commit (no walk); those in an
+        object that nothing reaches (dangling: a commit reset away and expired from the reflog,
+        a deleted tag) are counted and skipped, as dangling blobs are."""
+        try:
+            commits = {o.partition(":")[2] for o in found if o.startswith("commit:")}
+            tags = {o.partition(":")[2] for o in found if o.startswith("tag:")}
+            reached = _reachable_commits(self.repo, commits, self._revs) | _named_objects(
+                self.repo, tags
+            )
+            people = _identities(self.repo, commits & reached)
+        except KascanError as exc:  # a corrupt repository: report them all, as read
+            self.warn(
+                f"{self.repo.display}: cannot tell which commit and tag objects are reachable "
+                f"({exc.format_message()}): their findings are all reported"
+            )
+            reached, people = commits | tags, {}
+        gone = 0
+        out: list[Candidate] = []
+        for origin, cands in found.items():
+            oid = origin.partition(":")[2]
+            if oid not in reached:
+                gone += 1
+                continue
+            for cand in cands:
+                f = cand.finding
+                if self.excluded is not None and self.excluded(f.path):
+                    self.stats.dropped["excluded"] += 1
+                    continue
+                commit = people.get(oid, f.commit) if origin.startswith("commit:") else f.commit
+                out.append(replace(cand, finding=replace(f, commit=commit, repo=self.label)))
+        if gone:
+            self.stats.skipped["unreachable-object"] += gone
+            self.notes.append(
+                f"{self.repo.display}: {gone} commit or tag object(s) with a key in a message or "
+                "identity that no ref or reflog entry reaches (dangling) were not reported"
+            )
+        out.sort(key=lambda c: (c.finding.path, c.finding.line, c.finding.column))
+        yield from out
 
     def _unattributed(self, found: dict[str, list[Candidate]], why: str) -> list[Candidate]:
         """Every candidate as read, named by its blob's path if known (else the blob's id),
@@ -429,7 +537,15 @@ class History:
                 "(reported without a commit)"
             )
         out.sort(key=lambda item: item[0])
+        notes = _notes_commits(
+            self.repo, {c.finding.commit.sha for _, c in out if c.finding.commit}
+        )
         for _, cand in out:
+            f = cand.finding
+            if notes and f.commit is not None and f.commit.sha in notes:
+                at = _note_location(f.path)
+                if at is not None:
+                    cand = replace(cand, finding=replace(f, path=at))
             yield cand
 
     def _direct_objects(self, wanted: set[str]) -> dict[str, str]:
@@ -537,6 +653,63 @@ class History:
         return intros, seen
 
 
+_HEX_NAME = re.compile(r"(?:[0-9a-f]{2}/)*[0-9a-f]+")
+
+
+def _note_location(path: str) -> str | None:
+    """``note 1a2b3c4d5e6f message`` for a note's path in a notes tree (the annotated object's
+    id, maybe fanned out as ``1a/2b3c…``); None for another path."""
+    name, bang, member = path.partition("!")
+    if not _HEX_NAME.fullmatch(name) or len(name.replace("/", "")) not in (40, 64):
+        return None
+    return f"note {name.replace('/', '')[:12]} message" + bang + member
+
+
+def _notes_commits(repo: GitRepo, shas: set[str]) -> set[str]:
+    """Which of ``shas`` are commits of a notes ref's history (``refs/notes/*``)."""
+    if not shas:
+        return set()
+    proc = run_git(repo, "for-each-ref", "--format=%(refname)", "refs/notes/", check=False)
+    if not proc.stdout.strip():
+        return set()
+    listing = run_git(repo, "rev-list", "--glob=refs/notes/*", "--", check=False)
+    return shas & set(listing.stdout.decode("ascii", "replace").split())
+
+
+_OBJECT_ORIGINS = ("commit:", "tag:")  # Chunk.origin of a commit's or a tag's own chunks
+
+
+def _reachable_commits(repo: GitRepo, shas: set[str], revs: Sequence[str]) -> set[str]:
+    """Which of ``shas`` the roots ``revs`` reach: one ``rev-list`` walk, stopped once all are
+    seen."""
+    if not shas:
+        return set()
+    proc = popen(repo, "rev-list", *revs, "--")
+    seen: set[str] = set()
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            sha = raw.strip().decode("ascii", "replace")
+            if sha in shas:
+                seen.add(sha)
+                if len(seen) == len(shas):
+                    return seen
+        finish(repo, proc, "rev-list")
+    finally:
+        kill(proc)
+    return seen
+
+
+def _named_objects(repo: GitRepo, oids: set[str]) -> set[str]:
+    """Which of ``oids`` (tag objects) a ref names, directly or through the tag it names (one
+    level: a tag of a tag of a tag is not followed further)."""
+    if not oids:
+        return set()
+    proc = run_git(repo, "for-each-ref", "--format=%(objectname) %(*objectname)")
+    named = set(proc.stdout.decode("ascii", "replace").split())
+    return named & oids
+
+
 def _identities(repo: GitRepo, shas: Collection[str]) -> dict[str, Commit]:
     """Author, e-mail and date of a few commits, read positionally from NUL-ended fields."""
     if not shas:
@@ -555,7 +728,8 @@ def _identities(repo: GitRepo, shas: Collection[str]) -> dict[str, Commit]:
     for i in range(0, len(tokens) - fields + 1, fields):
         sha, name, email, date = tokens[i : i + fields]
         sha_s = sha.strip().decode("ascii", "replace")
-        text = [t.decode("utf-8", "replace") for t in (name, email, date)]
+        # an identity is attacker-written and may hold a key: never carried whole into a report
+        text = [scrub(t.decode("utf-8", "replace")) for t in (name, email, date)]
         out[sha_s] = Commit(sha_s, text[0], text[1], text[2].strip())
     return out
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING
 
-from kascan.model import Candidate, Chunk, Commit
+from kascan.model import Candidate, Chunk, Commit, scrub
 from kascan.sources.git.history import Blob, iter_blobs
 from kascan.sources.git.process import GitRepo, finish, kill, popen, run_git
 from kascan.sources.stream import WINDOW, iter_stream
@@ -123,6 +123,8 @@ class PatchStats:
     lines: int = 0
     commits: int = 0
     wholes: list[Whole] = field(default_factory=list)
+    seen: list[Commit] = field(default_factory=list)  # the range's commits, oldest first
+    objects: int = 0  # commit and tag objects whose messages were scanned
 
 
 def iter_patch(
@@ -242,13 +244,14 @@ def iter_patch(
         elif raw.startswith(b"\x01"):
             fields = raw[1:].rstrip(b"\n").split(b"\0")
             if len(fields) >= 4:
-                commit = Commit(
+                commit = Commit(  # the identity may hold a key: redacted (see scrub)
                     fields[0].decode(),
-                    fields[1].decode("utf-8", "replace"),
-                    fields[2].decode("utf-8", "replace"),
+                    scrub(fields[1].decode("utf-8", "replace")),
+                    scrub(fields[2].decode("utf-8", "replace")),
                     fields[3].decode("utf-8", "replace"),
                 )
                 pstats.commits += 1
+                pstats.seen.append(commit)
             path = None
     yield from flush()
 
@@ -348,8 +351,12 @@ def iter_range(
     label: str | None = None,
     excluded: Callable[[str], bool] | None = None,
     pstats: PatchStats | None = None,
+    messages: bool = True,
+    extra_tags: Sequence[str] = (),
 ) -> Iterator[Chunk]:
-    """The lines each commit of ``revs`` (e.g. ``[B, "^A"]``) adds, oldest commit first."""
+    """The lines each commit of ``revs`` (e.g. ``[B, "^A"]``) adds, oldest commit first; with
+    ``messages``, then each commit's message and identities, and those of the annotated tags
+    that name one of its commits (and ``extra_tags``: a tag being pushed)."""
     pstats = pstats if pstats is not None else PatchStats()
     args = [
         "log",
@@ -371,8 +378,56 @@ def iter_range(
     finally:
         kill(proc)
     yield from iter_wholes(repo, pstats.wholes, stats, label=label)
+    if messages:
+        tags = [*extra_tags, *range_tags(repo, {c.sha for c in pstats.seen})]
+        yield from iter_objects(repo, pstats.seen, list(dict.fromkeys(tags)), pstats, label=label)
     stats.extra["commits"] = stats.extra.get("commits", 0) + pstats.commits
     _patch_totals(stats, pstats)
+
+
+def range_tags(repo: GitRepo, shas: Collection[str]) -> list[str]:
+    """The annotated tags (their objects) that name a commit of the range: new with it."""
+    if not shas:
+        return []
+    proc = run_git(
+        repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname)", "refs/tags"
+    )
+    out: list[str] = []
+    for line in proc.stdout.decode("ascii", "replace").splitlines():
+        oid, kind, peeled = [*line.split(" "), "", ""][:3]
+        if kind == "tag" and peeled in shas:
+            out.append(oid)
+    return out
+
+
+def iter_objects(
+    repo: GitRepo,
+    commits: Sequence[Commit],
+    tags: Sequence[str],
+    pstats: PatchStats,
+    *,
+    label: str | None,
+) -> Iterator[Chunk]:
+    """The messages and identities of ``commits`` and of the tag objects ``tags``: each object
+    read once with ``cat-file --batch`` and cut as the history scan cuts it
+    (:func:`kascan.sources.git.blobstream.object_chunks`), each chunk at its commit."""
+    from kascan.sources.git.blobstream import SHORT, object_chunks
+
+    known = {c.sha: c for c in commits}
+    kinds = {c.sha: "commit" for c in commits} | {t: "tag" for t in tags}
+    blobs = [Blob(oid, 0, "") for oid in kinds]
+    for chunk in iter_blobs(repo, blobs):
+        oid = chunk.origin or ""
+        kind = kinds.get(oid, "commit")
+        if chunk.whole:
+            pstats.objects += 1
+            for part in object_chunks(kind, oid, chunk.data, label):
+                commit = known.get(oid, part.commit) if kind == "commit" else part.commit
+                yield replace(part, commit=commit)
+        else:  # bigger than a window (hostile): the whole object, streamed
+            where = f"{kind} {oid[:SHORT]} object"
+            commit = known.get(oid) if kind == "commit" else None
+            yield replace(chunk, path=where, repo=label, commit=commit, origin=f"{kind}:{oid}")
 
 
 def first_introductions(candidates: Iterable[Candidate]) -> Iterator[Candidate]:

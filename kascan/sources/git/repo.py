@@ -86,7 +86,9 @@ CLONE_TIMEOUT = 1800.0  # seconds; KASCAN_CLONE_TIMEOUT overrides
 
 
 def clone(url: str, dest: str) -> GitRepo:
-    """A bare clone of ``url`` in ``dest`` (a private temporary directory), bounded in time."""
+    """A mirror of ``url`` in ``dest`` (a private temporary directory), bounded in time: bare,
+    with every ref the server advertises (``+refs/*:refs/*``: pull-request heads, notes, any
+    namespace), not only its branches and tags."""
     shown = safe_url(url)
     if url.startswith("-") or ("://" in url and not url.lower().startswith(_SCHEMES)):
         raise KascanError(f"cannot clone {shown}: unsupported URL scheme")
@@ -96,7 +98,7 @@ def clone(url: str, dest: str) -> GitRepo:
         timeout = float(os.environ.get("KASCAN_CLONE_TIMEOUT") or CLONE_TIMEOUT)
     except ValueError:
         raise KascanError("KASCAN_CLONE_TIMEOUT must be a number of seconds") from None
-    argv = ["git", *SAFE_CONFIG, "clone", "--bare", "--quiet", "--no-local", "--", url, dest]
+    argv = ["git", *SAFE_CONFIG, "clone", "--mirror", "--quiet", "--no-local", "--", url, dest]
     try:
         proc = subprocess.Popen(
             argv,

@@ -39,6 +39,9 @@ class Mode:
     rev_range: str | None = None
     pre_push: bool = False
     progress: bool = False
+    messages: bool = True  # commit and tag messages and identities
+    reflogs: bool | None = None  # what only reflogs reach; None: on for a local repository
+    submodules: bool = True  # each initialised submodule's own history
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Target:
     baseline_files: tuple[Path, ...] = ()  # where it was read from (a file, not a blob)
     revs: list[str] = field(default_factory=list)  # --range / --pre-push, resolved
     what: str = ""  # what the revisions are, for the summary
+    cloned: bool = False  # a clone of a URL (no reflogs of its own)
+    tags: list[str] = field(default_factory=list)  # --pre-push: the tag object being pushed
 
 
 def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
@@ -168,6 +173,21 @@ def push_revs(repo: GitRepo) -> tuple[list[str], str]:
     )
 
 
+def pushed_tags(repo: GitRepo) -> list[str]:
+    """The annotated tag being pushed, if what pre-commit says is pushed is a tag object (its
+    message is new even when the commit it names was pushed before)."""
+    from kascan.sources.git.process import run_git
+
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF", "").strip()
+    if not to_ref or to_ref.startswith("-") or set(to_ref) == {"0"}:
+        return []
+    proc = run_git(repo, "cat-file", "-t", "--end-of-options", to_ref, check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != b"tag":
+        return []
+    sha = run_git(repo, "rev-parse", "--verify", "--end-of-options", to_ref, check=False)
+    return [sha.stdout.decode("ascii", "replace").strip()] if sha.returncode == 0 else []
+
+
 def open_target(
     arg: str,
     label: str | None,
@@ -203,7 +223,8 @@ def open_target(
     cfg, ignore, baseline = _repo_config(repo, explicit_config, warn, base)
     exclude = (*cfg.exclude, *ignore, *excludes)
     files = (cfg.baseline,) if cfg.baseline is not None else ()
-    return Target(arg, label, repo, exclude, baseline, files, revs, what)
+    tags = pushed_tags(repo) if mode.pre_push else []
+    return Target(arg, label, repo, exclude, baseline, files, revs, what, r.is_url(arg), tags)
 
 
 def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
@@ -232,43 +253,168 @@ def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
 # --------------------------------------------------------------------------- the sources
 
 
+@dataclass(frozen=True, slots=True)
+class Submodule:
+    path: str  # where it is in the superproject ("/" separators), escaped for display
+    repo: GitRepo  # its own repository (its git dir under .git/modules)
+
+
+MAX_NESTING = 4  # submodules of submodules: how deep they are followed
+
+
+def submodules(repo: GitRepo, warn: Warn, prefix: str = "", depth: int = 0) -> list[Submodule]:
+    """The initialised submodules of ``repo`` (and theirs, nested): each git dir under its
+    ``modules/`` that ``.gitmodules`` (as committed at HEAD) names, with the submodule's path.
+
+    Nothing of the attacker-written ``.gitmodules`` is run or followed out of ``modules/``: its
+    names only pick directories there, its paths only become the prefix of the findings."""
+    from kascan.sources.git.blobstream import printable
+    from kascan.sources.git.process import run_git
+    from kascan.sources.git.repo import open_repo
+
+    top = os.path.realpath(os.path.join(repo.git_dir, "modules"))
+    if depth >= MAX_NESTING or not os.path.isdir(top):
+        return []
+    proc = run_git(
+        repo,
+        "config",
+        "-z",
+        "--blob",
+        "HEAD:.gitmodules",
+        "--get-regexp",
+        r"^submodule\..*\.path$",
+        check=False,
+    )
+    out: list[Submodule] = []
+    for rec in proc.stdout.split(b"\0"):
+        key, _, value = rec.partition(b"\n")
+        if not key.startswith(b"submodule.") or not key.endswith(b".path") or not value:
+            continue
+        name = key[len(b"submodule.") : -len(b".path")].decode("utf-8", "surrogateescape")
+        where = os.path.realpath(os.path.join(top, name))
+        if not where.startswith(top + os.sep) or not os.path.isfile(os.path.join(where, "HEAD")):
+            continue  # not initialised here, or a name that leaves modules/
+        path = prefix + printable(value.decode("utf-8", "replace").strip("/"))
+        try:
+            sub = open_repo(where, f"{repo.display} submodule {path}")
+        except KascanError as exc:
+            warn(f"submodule {path} of {repo.display} cannot be read: {exc.format_message()}")
+            continue
+        sub = GitRepo(sub.display, sub.git_dir, None, None, sub.shallow, sub.object_format)
+        out.append(Submodule(path, sub))
+        out.extend(submodules(sub, warn, path + "/", depth + 1))
+    return out
+
+
 class HistorySource(Source):
-    """Every blob reachable from any ref, then attribution to the introducing commits."""
+    """Every blob reachable from any ref, then attribution to the introducing commits; with
+    ``--submodules`` (the default) the same for each initialised submodule's own repository,
+    its findings' paths prefixed with the submodule's path (``libs/x/config.env``, ``libs/x/
+    commit 1a2b3c4d5e6f message``), so that they name the file in the superproject's tree."""
 
     has_commits = True
 
-    def __init__(self, target: Target, progress: bool) -> None:
+    def __init__(self, target: Target, mode: Mode) -> None:
         super().__init__()
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
         self.baseline_files = target.baseline_files
-        self.progress = progress
-        self._history: History | None = None
+        self.progress = mode.progress
+        self.mode = mode
+        self._parts: list[tuple[History, str]] = []
 
-    def chunks(self, run: Run) -> Iterator[Chunk]:
+    def _history(self, repo: GitRepo, run: Run, prefix: str, modules: bool) -> History:
         from kascan.sources.git.history import History
         from kascan.sources.git.progress import Progress
 
         t = self.target
-        history = History(
-            t.repo,
+        excluded = excluder(t.exclude, run.warn)
+        if excluded is not None and prefix:
+            inner = excluded
+
+            def excluded(path: str) -> bool:
+                return inner(prefix + path)
+
+        return History(
+            repo,
             run.stats,
             label=t.label,
-            excluded=excluder(t.exclude, run.warn),
-            progress=Progress(self.progress, f"scanning {t.repo.display}"),
+            excluded=excluded,
+            progress=Progress(self.progress, f"scanning {repo.display}"),
             rules=run.rules,
             wants=may_hide(run.decoders),
             warn=run.warn,
+            messages=self.mode.messages,
+            reflogs=self.reflogs,
+            submodules=modules,
         )
-        self._history = history
-        self.notes = history.notes
-        return history.chunks()
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        """Every repository's history set up now (``attribute`` is set up before the chunks are
+        read), read in turn."""
+        t = self.target
+        subs = submodules(t.repo, run.warn) if self.mode.submodules else []
+        main = self._history(t.repo, run, "", bool(subs))
+        self._parts = [(main, "")]
+        self.notes = main.notes
+        for sub in subs:
+            self._parts.append((self._history(sub.repo, run, sub.path + "/", True), sub.path))
+        if subs:
+            self.notes.append(
+                f"{t.repo.display}: scanned the history of {len(subs)} submodule(s) too "
+                f"({', '.join(s.path for s in subs[:5])}{', …' if len(subs) > 5 else ''}): "
+                "their findings' paths start with the submodule's path"
+            )
+        return self._read()
+
+    def _read(self) -> Iterator[Chunk]:
+        from dataclasses import replace
+
+        yield from self._parts[0][0].chunks()
+        for i, (history, _) in enumerate(self._parts[1:], 1):
+            tag = f"\0{i}\0"
+            for chunk in history.chunks():
+                yield replace(chunk, origin=tag + (chunk.origin or ""))
+
+    @property
+    def reflogs(self) -> bool:
+        """``--reflogs``; by default on, but for a clone (it has none)."""
+        return self.mode.reflogs if self.mode.reflogs is not None else not self.target.cloned
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
-        if self._history is None:  # pragma: no cover - chunks() comes first
+        """Each repository's candidates attributed by its own history (a submodule's chunks
+        carry its number in their origin), then a submodule's paths prefixed."""
+        from dataclasses import replace
+
+        if not self._parts:  # pragma: no cover - chunks() comes first
             raise KascanError("internal: history attributed before it was read")
-        return self._history.attribute(candidates)
+        if len(self._parts) == 1:
+            yield from self._parts[0][0].attribute(candidates)
+            return
+        buckets: list[list[Candidate]] = [[] for _ in self._parts]
+        error: KascanError | None = None
+        try:
+            for cand in candidates:
+                origin = cand.origin or ""
+                if origin.startswith("\0"):
+                    _, i, rest = origin.split("\0", 2)
+                    buckets[int(i)].append(replace(cand, origin=rest or None))
+                else:
+                    buckets[0].append(cand)
+        except KascanError as exc:  # what was read is still attributed and reported
+            error = exc
+        for (history, path), cands in zip(self._parts, buckets, strict=True):
+            prefix = path + "/" if path else ""
+            for cand in history.attribute(cands):
+                if prefix:
+                    f = cand.finding
+                    cand = replace(cand, finding=replace(f, path=prefix + f.path))
+                yield cand
+        for history, _ in self._parts[1:]:  # a submodule's notes, its attribution's included
+            self.notes.extend(history.notes)
+        if error is not None:
+            raise error
 
 
 class StagedSource(Source):
@@ -331,12 +477,13 @@ class RangeSource(Source):
 
     has_commits = True
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, messages: bool = True) -> None:
         super().__init__()
         self.target = target
         self.label = target.label
         self.baseline = target.baseline
         self.baseline_files = target.baseline_files
+        self.messages = messages
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
         from kascan.sources.git import patch as p
@@ -350,14 +497,19 @@ class RangeSource(Source):
             label=t.label,
             excluded=excluder(t.exclude, run.warn),
             pstats=pstats,
+            messages=self.messages,
+            extra_tags=t.tags,
         )
         where = f" in {t.repo.display}" if t.label else ""
-        if pstats.commits == 0:
+        tags = pstats.objects - pstats.commits
+        if pstats.commits == 0 and tags <= 0:
             self.notes.append(f"{t.what}{where} has no commits: nothing to scan")
         else:
+            said = f" and {tags} annotated tag(s)" if tags > 0 else ""
+            msgs = f", their messages{said}" if self.messages else ""
             self.notes.append(
                 f"scanned {t.what}{where}: {pstats.commits} commit(s), "
-                f"{pstats.lines} added line(s) in {len(pstats.files)} file change(s)"
+                f"{pstats.lines} added line(s) in {len(pstats.files)} file change(s){msgs}"
             )
 
     def attribute(self, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
@@ -366,9 +518,35 @@ class RangeSource(Source):
         return first_introductions(added_keys(candidates))
 
 
+class CommitMsgSource(Source):
+    """The commit message being written (the commit-msg hook): one file, read whole, each line
+    at its line (the ones git strips as comments too: they are on disk, in the editor's file).
+    Its findings are named ``commit message`` (the commit does not exist yet)."""
+
+    PATH = "commit message"
+    CAP = 16 << 20
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def chunks(self, run: Run) -> Iterator[Chunk]:
+        from kascan.safeio import read_regular, reason
+
+        try:
+            data = read_regular(self.path, self.CAP)
+        except OSError as exc:
+            raise KascanError(
+                f"cannot read the commit message {self.path}: {reason(exc)}"
+            ) from None
+        run.stats.files += 1
+        run.stats.bytes += len(data)
+        yield Chunk(self.PATH, data)
+
+
 def source_for(target: Target, mode: Mode) -> Source:
     if mode.staged:
         return StagedSource(target, mode.files)
     if target.revs:
-        return RangeSource(target)
-    return HistorySource(target, mode.progress)
+        return RangeSource(target, mode.messages)
+    return HistorySource(target, mode)
