@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ class Reporter:
         self.opts = opts
         self.report = opts.report
         self.stats = stats
+        self.started = time.monotonic()
         self.findings: list[Finding] = []
         self.keep: tuple[Path, ...] = ()  # baselines in use: a JSON report over one merges in
         self._warned: set[str] = set()
@@ -67,7 +69,7 @@ class Reporter:
         from kascan.report import renderer
         from kascan.report.text_report import summary_lines
 
-        ctx = replace(self.ctx, notes=tuple(notes))
+        ctx = replace(self.ctx, notes=tuple(notes), elapsed=time.monotonic() - self.started)
         for out in self.report.outputs:
             if out.path is None:
                 if out.fmt == "text":

@@ -53,6 +53,7 @@ class ReportContext:
     sarif_category: str | None = None  # SARIF runAutomationDetails.id (code scanning category)
     path_prefix: str = ""  # SARIF/GitHub paths: prepended to make them repository-relative
     repos: tuple[RepoSummary, ...] = ()  # per-repository summary of a multi-repository run
+    elapsed: float | None = None  # seconds the run took (the text summary says it)
 
 
 Renderer = Callable[[Sequence[Finding], TextIO, ReportContext], None]

@@ -67,6 +67,14 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def _seconds(t: float) -> str:
+    if t < 10:
+        return f"{t:.2f} s"
+    if t < 120:
+        return f"{t:.1f} s"
+    return f"{int(t) // 60} min {int(t) % 60} s"
+
+
 def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[str]:
     what = f"{plural(stats.files, 'file')}, {human_bytes(stats.bytes)}"
     if "blobs" in stats.extra:
@@ -74,7 +82,8 @@ def summary_lines(stats: ScanStats, ctx: ReportContext, findings: int) -> list[s
             f"{plural(stats.extra.get('commits', 0), 'commit')}, "
             f"{plural(stats.extra['blobs'], 'blob')}, {human_bytes(stats.bytes)}"
         )
-    lines = [f"kascan: scanned {what}."]
+    took = f" in {_seconds(ctx.elapsed)}" if ctx.elapsed is not None else ""
+    lines = [f"kascan: scanned {what}{took}."]
     skipped = ", ".join(f"{n} {human(why)}" for why, n in sorted(stats.skipped.items()) if n)
     if skipped:
         lines.append(f"kascan: skipped {skipped}.")
