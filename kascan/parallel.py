@@ -183,6 +183,8 @@ class TreeScanner:
         if self.jobs <= 1:
             for ref in walk(self.warn):
                 yield from self.scan_file(ref, self.run)
+                if self.run.tick is not None:
+                    self.run.tick()
             return
         import itertools
         import pickle
@@ -235,6 +237,8 @@ class TreeScanner:
                     drain(head)
                 ok, events, delta = pickle.loads(head.replies.popleft())  # noqa: S301
                 self.stats.merge(delta)
+                if self.run.tick is not None:
+                    self.run.tick()
                 if not ok:
                     raise KascanError(events)
                 for event in events:

@@ -39,6 +39,7 @@ from kascan.stats import ScanStats
 if TYPE_CHECKING:
     from kascan.fleet import StateStore
     from kascan.report import RepoSummary
+    from kascan.reporter import TreeProgress
     from kascan.rules import RuleSet
     from kascan.sources.base import FileRef
 
@@ -236,16 +237,34 @@ def run(
     base = baselines_in_use(opts, sources, reporter)
     r = make_run(opts, stats, reporter.warn)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
+    progress: TreeProgress | None = None
+    if any(isinstance(s, TreeSource) for s in sources) and _progress_wanted(opts):
+        from kascan.reporter import TreeProgress
+
+        progress = TreeProgress(stats)
+        reporter.progress = progress
+        r = replace(r, tick=progress.tick)
 
     def findings() -> Iterator[Finding]:
-        for src in sources:
-            check_applies(src, r.rules, r.warn)
-            yield from suppressed(candidates_of(src, r, jobs), r, base | src.baseline)
+        try:
+            for src in sources:
+                check_applies(src, r.rules, r.warn)
+                yield from suppressed(candidates_of(src, r, jobs), r, base | src.baseline)
+        finally:
+            if progress is not None:
+                progress.close()
 
     def all_notes() -> Sequence[str]:
         return [*(n for src in sources for n in src.notes), *notes()]
 
     return _tail(findings(), opts, reporter, all_notes)
+
+
+def _progress_wanted(opts: RunOptions) -> bool:
+    """A progress line: on a terminal only, never with -q (nor when text streams to stderr)."""
+    import sys
+
+    return sys.stderr.isatty() and not opts.report.quiet
 
 
 OpenSource = Callable[[str, contextlib.ExitStack, Warn], Source]

@@ -27,6 +27,7 @@ class Reporter:
         self.report = opts.report
         self.stats = stats
         self.started = time.monotonic()
+        self.progress: TreeProgress | None = None
         self.findings: list[Finding] = []
         self.keep: tuple[Path, ...] = ()  # baselines in use: a JSON report over one merges in
         self._warned: set[str] = set()
@@ -56,6 +57,8 @@ class Reporter:
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
+        if self.progress is not None:
+            self.progress.close()  # the finding's line, then the progress line again
         if self.stream_text:
             from kascan.report.text_report import format_finding
 
@@ -102,3 +105,37 @@ class Reporter:
                 click.echo(format_finding(f, ctx), err=True)
 
         write_report(path, lambda fh: render(self.findings, fh, ctx), ctx.show_secrets, lost)
+
+
+class TreeProgress:
+    """``kascan: scanning: N files, SIZE, RATE/s`` on one stderr line, at most ten times a
+    second; only on a terminal and never with ``-q`` (the caller decides)."""
+
+    def __init__(self, stats: ScanStats) -> None:
+        self.stats = stats
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        from kascan.stats import human_bytes
+
+        s = self.stats
+        rate = s.bytes / max(now - self.start, 1e-6)
+        sys.stderr.write(
+            f"\r\x1b[Kkascan: scanning: {s.files} file{'' if s.files == 1 else 's'}, "
+            f"{human_bytes(s.bytes)}, "
+            f"{human_bytes(int(rate))}/s"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False

@@ -36,6 +36,7 @@ class Run:
     warn: Warn
     decoders: Decoders
     limits: Limits | None
+    tick: Callable[[], None] | None = None  # called as work is done (a progress line)
 
 
 class Source:
