@@ -217,3 +217,13 @@ class Built:
     @property
     def head(self) -> str:
         return self.shas[-1]
+
+
+# --- carriers of issue 15 ----------------------------------------------------------------------
+
+
+def slack_export(key: str) -> tuple[bytes, int, int]:
+    """A Slack export day file: the key right after an escaped newline (line 3)."""
+    head = '  {"type": "message", "user": "U024BE7LH", "text": "the new one:\\n'
+    text = f'[\n  {{"type": "message", "text": "rotating"}},\n{head}{key}"}}\n]\n'
+    return text.encode(), 3, len(head) + 1

@@ -142,6 +142,13 @@ def _utf16(rng: random.Random) -> mu.Layout:
     return mu.one_file("win/setup.ps1", data, "win/setup.ps1", line, col, key, "utf-16le")
 
 
+def _framed(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.slack_export(key)
+    name = "export/general/2024-01-01.json"
+    return mu.one_file(name, data, name, line, col, key)
+
+
 def _plain(rng: random.Random) -> mu.Layout:
     """One key, line 2, column 19: what the format cells render."""
     (k,) = _keys(rng, 1)
@@ -229,6 +236,7 @@ LAYOUTS: dict[str, Builder] = {
     "tar_gz": _tar_gz,
     "base64": _base64,
     "utf16": _utf16,
+    "framed": _framed,
     "plain": _plain,
     "verify": _verify,
     "fail_on_live": _fail_on_live,
@@ -291,6 +299,7 @@ CAPS: dict[str, Cap] = {
         Cap("tar_gz", "tar_gz"),
         Cap("base64", "base64"),
         Cap("utf16", "utf16"),
+        Cap("framed", "framed"),
         Cap("verify", "verify", verify=True),
         Cap("fail_on_live", "fail_on_live", verify=True, fail_on="live"),
         Cap(
