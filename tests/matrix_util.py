@@ -227,3 +227,72 @@ def slack_export(key: str) -> tuple[bytes, int, int]:
     head = '  {"type": "message", "user": "U024BE7LH", "text": "the new one:\\n'
     text = f'[\n  {{"type": "message", "text": "rotating"}},\n{head}{key}"}}\n]\n'
     return text.encode(), 3, len(head) + 1
+
+
+def access_log(key: str) -> tuple[bytes, int, int]:
+    """An nginx access log: the key percent-encoded in a query string (line 2)."""
+    enc = key.replace("_", "%5F")
+    head = '10.0.0.2 - - [01/Jan/2024:00:00:01 +0000] "GET /callback?token='
+    text = f'10.0.0.1 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200\n{head}{enc} HTTP/1.1" 302\n'
+    return text.encode(), 2, len(head) + 1
+
+
+def js_bundle(key: str) -> tuple[bytes, int, int]:
+    """A minified bundle: the key escaped character by character (line 2)."""
+    enc = "".join(f"\\u{ord(c):04x}" for c in key)
+    head = 'window.__CONFIG__={"apiKey":"'
+    return f'"use strict";\n{head}{enc}"}};\n'.encode(), 2, len(head) + 1
+
+
+def pg_dump(key: str) -> tuple[bytes, int, int]:
+    """A pg_dump COPY block: the key in a bytea column, ``\\x`` and hex (line 2)."""
+    head = "7\t\\\\x"
+    text = f"COPY public.settings (id, value) FROM stdin;\n{head}{key.encode().hex()}\n\\.\n"
+    return text.encode(), 2, len(head) + 1
+
+
+def mime_mail(key: str) -> tuple[bytes, int, int]:
+    """A mail with a base64 text part wrapped at 76 columns; the encoded key crosses a line
+    break (line 7, column 41: the 4-character group where it starts)."""
+    body = ("Hello,\n\n" + "x" * 65 + f"\nthe token is {key}\n").encode()
+    wrapped = base64.encodebytes(body).decode()
+    at = body.index(key.encode()) // 3 * 4
+    head = "From: ops@example.com\nTo: dev@example.com\nSubject: key\nContent-Transfer-Encoding: base64\n\n"
+    assert at // 76 == 1 and at % 76 + 54 > 76  # the key crosses the line break
+    return (head + wrapped).encode(), 6 + at // 76, at % 76 + 1
+
+
+def binary_plist(key: str) -> tuple[bytes, int, int]:
+    """A binary plist holding the key in a UTF-16BE string, no BOM (line 1, column 19: columns
+    of UTF-16 text count 16-bit units)."""
+    text = "clé " + key
+    head = b"bplist00\xd1\x01\x02\x5f\x10\x0bApiKeyValue\x6f\x10" + bytes([len(text)])
+    data = head + text.encode("utf-16-be") + b"\x08\x0b\x00\x00\x00\x00\x00\x00\x01\x01"
+    return data, 1, 19
+
+
+def utf32_config(key: str) -> tuple[bytes, int, int]:
+    """A UTF-32 (with a BOM) config; the key on line 2."""
+    return f"# cfg\nAPI_KEY = {key}\n".encode("utf-32"), 2, len("API_KEY = ") + 1
+
+
+def helm_release(key: str) -> tuple[bytes, int, int]:
+    """A Helm release Secret: base64 (Kubernetes) of base64 (Helm) of gzip of the release JSON;
+    findings are pinned to where the value starts (line 9)."""
+    import json
+
+    release = {
+        "name": "app",
+        "info": {"status": "deployed"},
+        "chart": {"metadata": {"name": "app", "version": "1.2.0"}},
+        "config": {"kubeadapt": {"apiKey": key}},
+        "manifest": "---\n# Source: app/templates/deployment.yaml\napiVersion: apps/v1\n" * 20,
+        "version": 1,
+    }
+    inner = base64.b64encode(gzip.compress(json.dumps(release).encode(), mtime=0))
+    head = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sh.helm.release.v1.app.v1\n"
+        "  labels:\n    owner: helm\ntype: helm.sh/release.v1\ndata:\n"
+    )
+    text = head + "  release: " + base64.b64encode(inner).decode() + "\n"
+    return text.encode(), 9, len("  release: ") + 1

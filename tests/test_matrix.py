@@ -149,6 +149,48 @@ def _framed(rng: random.Random) -> mu.Layout:
     return mu.one_file(name, data, name, line, col, key)
 
 
+def _percent(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.access_log(key)
+    return mu.one_file("logs/access.log", data, "logs/access.log", line, col, key, "percent-encoding")
+
+
+def _escapes(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.js_bundle(key)
+    return mu.one_file("web/main.3f9a.js", data, "web/main.3f9a.js", line, col, key, "escapes")
+
+
+def _hex(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.pg_dump(key)
+    return mu.one_file("db/dump.sql", data, "db/dump.sql", line, col, key, "hex")
+
+
+def _mime(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.mime_mail(key)
+    return mu.one_file("mail/incident.eml", data, "mail/incident.eml", line, col, key, "base64")
+
+
+def _utf16be(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.binary_plist(key)
+    return mu.one_file("ios/Config.plist", data, "ios/Config.plist", line, col, key, "utf-16be")
+
+
+def _utf32(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.utf32_config(key)
+    return mu.one_file("win/app.cfg", data, "win/app.cfg", line, col, key, "utf-32le")
+
+
+def _helm(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.helm_release(key)
+    return mu.one_file("k8s/release.yaml", data, "k8s/release.yaml", line, col, key, "base64 → base64 → gzip")
+
+
 def _plain(rng: random.Random) -> mu.Layout:
     """One key, line 2, column 19: what the format cells render."""
     (k,) = _keys(rng, 1)
@@ -237,6 +279,13 @@ LAYOUTS: dict[str, Builder] = {
     "base64": _base64,
     "utf16": _utf16,
     "framed": _framed,
+    "percent": _percent,
+    "escapes": _escapes,
+    "hex": _hex,
+    "mime": _mime,
+    "utf16be": _utf16be,
+    "utf32": _utf32,
+    "helm": _helm,
     "plain": _plain,
     "verify": _verify,
     "fail_on_live": _fail_on_live,
@@ -300,6 +349,13 @@ CAPS: dict[str, Cap] = {
         Cap("base64", "base64"),
         Cap("utf16", "utf16"),
         Cap("framed", "framed"),
+        Cap("percent", "percent"),
+        Cap("escapes", "escapes"),
+        Cap("hex", "hex"),
+        Cap("mime", "mime"),
+        Cap("utf16be", "utf16be"),
+        Cap("utf32", "utf32"),
+        Cap("helm", "helm"),
         Cap("verify", "verify", verify=True),
         Cap("fail_on_live", "fail_on_live", verify=True, fail_on="live"),
         Cap(

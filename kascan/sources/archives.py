@@ -214,13 +214,15 @@ def expand(
     warn: Warn | None = None,
     *,
     by_line: bool = False,
+    depth: int = 0,
 ) -> Iterator[Chunk]:
-    """Chunks of one blob (``bytes``) or readable file object, archives opened: for git blobs."""
+    """Chunks of one blob (``bytes``) or readable file object, archives opened: for git blobs,
+    and for containers that a decoder found (``depth``: the layers already unwrapped)."""
     import io
 
     fh: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
     budget = _Budget(limits)
-    yield from _content(path, fh, fh.seekable(), 0, limits, budget, warn or _no_warn, by_line)
+    yield from _content(path, fh, fh.seekable(), depth, limits, budget, warn or _no_warn, by_line)
 
 
 def _no_warn(_: str) -> None:
