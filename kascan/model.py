@@ -110,9 +110,7 @@ class Decoders:
     @property
     def decoding(self) -> bool:
         """Whether any decoder (not only the archive layer) is on."""
-        return (
-            self.base64 or self.utf16 or self.utf32 or self.percent or self.escapes or self.hex
-        )
+        return self.base64 or self.utf16 or self.utf32 or self.percent or self.escapes or self.hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,3 +296,165 @@ def helm_release(key: str) -> tuple[bytes, int, int]:
     )
     text = head + "  release: " + base64.b64encode(inner).decode() + "\n"
     return text.encode(), 9, len("  release: ") + 1
+
+
+def _run(*cmd: str, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+    import os
+    import subprocess
+
+    full = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH_TS), **(env or {})}
+    subprocess.run(cmd, cwd=cwd, env=full, check=True, capture_output=True)
+
+
+def _tool_tree(files: Mapping[str, bytes], root: Path) -> None:
+    import os
+
+    for name, data in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.utime(p, (EPOCH_TS, EPOCH_TS))
+
+
+def zstd_log(key: str) -> tuple[bytes, int, int]:
+    """A rotated log compressed by the ``zstd`` tool (what journald and logrotate write)."""
+    import subprocess
+
+    raw, line, col = gz_log(key)
+    text = gzip.decompress(raw)
+    out = subprocess.run(["zstd", "-q", "-c", "-19"], input=text, capture_output=True, check=True)
+    return out.stdout, line, col
+
+
+def lz4_log(key: str) -> tuple[bytes, int, int]:
+    """The same log compressed by the ``lz4`` tool."""
+    import subprocess
+
+    raw, line, col = gz_log(key)
+    out = subprocess.run(["lz4", "-q", "-c"], input=gzip.decompress(raw), capture_output=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout, line, col
+
+
+def sevenz(key: str, tmp: Path) -> tuple[bytes, str, int, int]:
+    """``backup.7z`` made by ``7zz`` with the key in ``etc/app/values.yaml`` (line 4)."""
+    values = f"replicas: 2\nimage: app:1.0\nkubeadapt:\n  apiKey: {key}\n".encode()
+    root = tmp / "7z"
+    _tool_tree({"etc/app/values.yaml": values, "etc/app/README": b"backup\n" * 50}, root)
+    _run("7zz", "a", "-bd", "-mtm=off", "-mtc=off", "-mta=off", "out.7z", "etc", cwd=root)
+    return (root / "out.7z").read_bytes(), "etc/app/values.yaml", 4, len("  apiKey: ") + 1
+
+
+def deb(key: str, tmp: Path, compress: str = "zstd") -> tuple[bytes, str, int, int]:
+    """A Debian package built by ``dpkg-deb`` (data.tar.zst by default) whose
+    ``etc/app/app.env`` holds the key on line 2."""
+    root = tmp / f"deb-{compress}"
+    control = (
+        b"Package: app\nVersion: 1.0\nArchitecture: all\nMaintainer: ops <ops@example.com>\n"
+        b"Description: the app\n"
+    )
+    files = {
+        "pkg/DEBIAN/control": control,
+        "pkg/etc/app/app.env": f"APP=demo\nKUBEADAPT_API_KEY={key}\n".encode(),
+        "pkg/usr/share/doc/app/README": b"the app\n" * 100,
+    }
+    _tool_tree(files, root)
+    _run("dpkg-deb", "--root-owner-group", f"-Z{compress}", "--build", "pkg", "app.deb", cwd=root)
+    ext = {"zstd": "zst", "xz": "xz", "gzip": "gz"}[compress]
+    member = f"data.tar.{ext}!./etc/app/app.env"
+    return (root / "app.deb").read_bytes(), member, 2, len("KUBEADAPT_API_KEY=") + 1
+
+
+def rpm(key: str, tmp: Path) -> tuple[bytes, str, int, int]:
+    """An rpm built by ``rpmbuild`` (its cpio payload compressed with zstd) whose
+    ``etc/app/app.env`` holds the key on line 2."""
+    root = tmp / "rpm"
+    spec = (
+        "Name: app\nVersion: 1.0\nRelease: 1\nSummary: the app\nLicense: MIT\nBuildArch: noarch\n"
+        "%description\nthe app\n%install\nmkdir -p %{buildroot}/etc/app\n"
+        f"printf 'APP=demo\\nKUBEADAPT_API_KEY={key}\\n' > %{{buildroot}}/etc/app/app.env\n"
+        "%files\n/etc/app/app.env\n"
+    )
+    _tool_tree({"app.spec": spec.encode()}, root)
+    _run(
+        "rpmbuild", "-bb", "--define", f"_topdir {root}", "--define", "_binary_payload w19.zstdio",
+        "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
+        "--nodeps", "app.spec", cwd=root,
+    )  # fmt: skip
+    (built,) = (root / "RPMS" / "noarch").glob("*.rpm")
+    return built.read_bytes(), "etc/app/app.env", 2, len("KUBEADAPT_API_KEY=") + 1
+
+
+def crx(key: str) -> tuple[bytes, str, int, int]:
+    """A Chrome extension: the ``Cr24`` header (version 3, a header of signatures) then a zip
+    whose ``config.js`` holds the key (line 2)."""
+    js = f'"use strict";\nconst API_KEY = "{key}";\n'.encode()
+    body = _zip({"manifest.json": b'{"manifest_version": 3, "name": "x"}\n', "config.js": js})
+    header = bytes(range(64)) * 4
+    data = b"Cr24" + (3).to_bytes(4, "little") + len(header).to_bytes(4, "little") + header
+    return data + body, "config.js", 2, len('const API_KEY = "') + 1
+
+
+def pdf(key: str) -> tuple[bytes, str, int, int]:
+    """A PDF whose page content stream (FlateDecode, object 4) shows the key (line 4)."""
+    import zlib
+
+    content = f"BT\n/F1 12 Tf\n72 720 Td\n(token {key}) Tj\nET\n".encode()
+    stream = zlib.compress(content)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out), "obj4", 4, len("(token ") + 1
+
+
+def sqlite_db(key: str, tmp: Path) -> tuple[bytes, str, int, int]:
+    """An app's SQLite database (made by ``sqlite3``): the key in row 2 of ``settings.value``."""
+    import sqlite3
+
+    path = tmp / "app.db"
+    path.unlink(missing_ok=True)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE settings (id INTEGER PRIMARY KEY, name TEXT, value TEXT)")
+    con.executemany(
+        "INSERT INTO settings (name, value) VALUES (?, ?)",
+        [("theme", "dark"), ("api_key", key), ("locale", "en_US.UTF-8")],
+    )
+    con.commit()
+    con.close()
+    return path.read_bytes(), "settings/value", 2, 1
+
+
+def docx(key: str) -> tuple[bytes, str, int, int]:
+    """A Word document whose second paragraph holds the key split across three runs (as Word
+    writes it after a spell check): found in the joined text, paragraph 2."""
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    runs = "".join(
+        f'<w:r><w:rPr><w:lang w:val="en-US"/></w:rPr><w:t xml:space="preserve">{p}</w:t></w:r>'
+        for p in ("API key: " + key[:6], key[6:21], key[21:])
+    )
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document {w}><w:body>'
+        "<w:p><w:r><w:t>Runbook</w:t></w:r></w:p>"
+        f'<w:p><w:proofErr w:type="spellStart"/>{runs}<w:proofErr w:type="spellEnd"/></w:p>'
+        "</w:body></w:document>"
+    )
+    types = (
+        '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+        'package/2006/content-types"><Override PartName="/word/document.xml" ContentType="'
+        'application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+        "</Types>"
+    )
+    data = _zip({"[Content_Types].xml": types.encode(), "word/document.xml": body.encode()})
+    return data, "word/document.xml", 2, len("API key: ") + 1

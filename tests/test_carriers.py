@@ -207,9 +207,7 @@ def test_mime_base64_wrapped_across_line_breaks(
     assert keys_of(res) == sorted(ks)
 
 
-def test_utf16be_without_bom_inside_a_binary_plist(
-    run_cli: Run, tmp_path: Path, key: str
-) -> None:
+def test_utf16be_without_bom_inside_a_binary_plist(run_cli: Run, tmp_path: Path, key: str) -> None:
     # a binary plist stores a non-ASCII string as UTF-16BE: marker 0x6f, length, the units
     text = "clé " + key
     blob = b"bplist00\xd1\x01\x02\x5f\x10\x0bApiKeyValue\x6f\x10" + bytes([len(text)])
@@ -312,3 +310,313 @@ def test_encoded_decoys_stay_quiet(run_cli: Run, tmp_path: Path, key: str) -> No
     res = scan(run_cli, f)
     assert found(res) == []
     assert "Traceback" not in res.stderr
+
+
+# --- 3. more containers, made by their real tools ---------------------------------------------
+
+
+def sh(*cmd: str | Path, cwd: Path, input: bytes | None = None) -> bytes:
+    import os
+    import subprocess
+
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1704067200"}
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, input=input, capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout
+
+
+def warnings_of(res: Result) -> list[str]:
+    return [line for line in res.stderr.splitlines() if "warning" in line]
+
+
+def test_deb_with_xz_and_zstd_data_and_a_static_library(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    a, b, c = keys(3)
+    for comp, key in (("xz", a), ("zstd", b)):
+        pkg = tmp_path / f"src-{comp}"
+        (pkg / "DEBIAN").mkdir(parents=True)
+        (pkg / "DEBIAN" / "control").write_text(
+            "Package: app\nVersion: 1.0\nArchitecture: all\nMaintainer: o <o@example.com>\n"
+            "Description: app\n"
+        )
+        (pkg / "etc" / "app").mkdir(parents=True)
+        (pkg / "etc" / "app" / "app.env").write_text(f"A=1\nKEY={key}\n")
+        sh("dpkg-deb", "--root-owner-group", f"-Z{comp}", "--build", pkg, f"app-{comp}.deb",
+           cwd=tmp_path)  # fmt: skip
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "config_data.o").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 40 + f"K={c}\n".encode())
+    (lib / "a_rather_long_object_name_for_gnu_ar.o").write_bytes(b"\0" * 64)
+    sh("ar", "rcs", "libapp.a", "a_rather_long_object_name_for_gnu_ar.o", "config_data.o", cwd=lib)
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("app-xz.deb", "app-zstd.deb"):
+        (tmp_path / name).rename(out / name)
+    (lib / "libapp.a").rename(out / "libapp.a")
+    res = run_cli("scan", ".", "-f", "json", cwd=out)
+    assert found(res) == [
+        ("app-xz.deb!data.tar.xz!./etc/app/app.env", 2, 5, None),
+        ("app-zstd.deb!data.tar.zst!./etc/app/app.env", 2, 5, None),
+        ("libapp.a!config_data.o", 1, 50, None),
+    ]
+    # without archives: the compressed packages hide it; the library stores it as it is
+    res = run_cli("scan", ".", "-f", "json", "--no-archives", cwd=out)
+    assert [r[0] for r in found(res)] == ["libapp.a"]
+
+
+def test_rpm_with_gzip_and_zstd_payloads(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    ks = keys(2)
+    for payload, key in (("w9.gzdio", ks[0]), ("w19.zstdio", ks[1])):
+        top = tmp_path / payload
+        top.mkdir()
+        (top / "app.spec").write_text(
+            "Name: app\nVersion: 1.0\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n"
+            "%description\nd\n%install\nmkdir -p %{buildroot}/etc/app\n"
+            f"printf 'A=1\\nKEY={key}\\n' > %{{buildroot}}/etc/app/app.env\n"
+            "%files\n/etc/app/app.env\n"
+        )
+        sh("rpmbuild", "-bb", "--define", f"_topdir {top}", "--define",
+           f"_binary_payload {payload}", "--nodeps", "app.spec", cwd=top)  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    for i, rpm in enumerate(sorted(tmp_path.glob("*/RPMS/noarch/*.rpm"))):
+        rpm.rename(out / f"app{i}.rpm")
+    res = run_cli("scan", ".", "-f", "json", "--show-secrets", cwd=out)
+    assert found(res) == [
+        ("app0.rpm!etc/app/app.env", 2, 5, None),
+        ("app1.rpm!etc/app/app.env", 2, 5, None),
+    ]
+    assert keys_of(res) == sorted(ks)
+
+
+def test_7z_zstd_lz4_made_by_their_tools(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    a, b, c = keys(3)
+    src = tmp_path / "src"
+    (src / "conf").mkdir(parents=True)
+    (src / "conf" / "app.env").write_text(f"A=1\nKEY={a}\n")
+    (src / "conf" / "link").symlink_to("app.env")  # stored as a link: never followed
+    sh("7zz", "a", "-bd", "-snl", tmp_path / "out" / "backup.7z", "conf", cwd=src)
+    log = "".join(f"GET /{i} 200\n" for i in range(5000)).encode()
+    sh("zstd", "-q", "-o", tmp_path / "out" / "app.log.zst", cwd=tmp_path,
+       input=log + f"token={b}\n".encode())  # fmt: skip
+    sh("lz4", "-q", "-", tmp_path / "out" / "app.log.lz4", cwd=tmp_path,
+       input=log + f"token={c}\n".encode())  # fmt: skip
+    res = run_cli("scan", ".", "-f", "json", "--show-secrets", cwd=tmp_path / "out")
+    assert found(res) == [
+        ("app.log.lz4", 5001, 7, "lz4"),
+        ("app.log.zst", 5001, 7, "zstd"),
+        ("backup.7z!conf/app.env", 2, 5, None),
+    ]
+    assert keys_of(res) == sorted([a, b, c])
+
+
+def test_crx_and_self_extracting_zips(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    import shutil
+
+    from tests import matrix_util as mu
+
+    a, b, c = keys(3)
+    data, member, line, col = mu.crx(a)
+    (tmp_path / "ext.crx").write_bytes(data)
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "setup.ini").write_text(f"[app]\nkey={b}\n")
+    sh("zip", "-q", "payload.zip", "setup.ini", cwd=work)
+    true = shutil.which("true")
+    assert true is not None
+    program = Path(true).read_bytes()  # a real ELF program with a zip appended, offsets fixed
+    (tmp_path / "setup.run").write_bytes(program + (work / "payload.zip").read_bytes())
+    sh("zip", "-qA", tmp_path / "setup.run", cwd=work)
+    # a program that ends in no zip is plain bytes: its own strings are scanned, no warning
+    (tmp_path / "tool").write_bytes(program + f"\0TOKEN={c}\0".encode())
+    shutil.rmtree(work)
+    res = run_cli("scan", ".", "-f", "json", cwd=tmp_path)
+    assert found(res) == [
+        (f"ext.crx!{member}", line, col, None),
+        ("setup.run!setup.ini", 2, 5, None),
+        ("tool", found(res)[2][1], found(res)[2][2], None),
+    ]
+    assert warnings_of(res) == []
+
+
+def test_pdf_flate_streams(run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]) -> None:
+    from tests import matrix_util as mu
+
+    a, b = keys(2)
+    data, member, line, col = mu.pdf(a)
+    # an uncompressed form field value in the same file, scanned as the file's own bytes
+    data = data.replace(b"%%EOF", f"% /V ({b})\n%%EOF".encode())
+    (tmp_path / "runbook.pdf").write_bytes(data)
+    res = run_cli("scan", "runbook.pdf", "-f", "json", cwd=tmp_path)
+    rows = found(res)
+    assert rows[1:] == [(f"runbook.pdf!{member}", line, col, None)]
+    assert rows[0][0] == "runbook.pdf"
+
+
+def _sqlite(path: Path, rows: list[tuple[str, str]], delete: list[str] | None = None) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA secure_delete = 0")  # what most apps' databases do (Debian's CLI does not)
+    con.execute("CREATE TABLE settings (id INTEGER PRIMARY KEY, name TEXT, value TEXT)")
+    con.execute("CREATE TABLE cache (k TEXT, v BLOB)")
+    con.executemany("INSERT INTO settings (name, value) VALUES (?, ?)", rows)
+    con.execute("INSERT INTO cache VALUES ('x', ?)", (b"\x00\x01" + rows[-1][1].encode(),))
+    con.execute("CREATE VIEW v AS SELECT value FROM settings")  # never run
+    con.commit()
+    for name in delete or ():
+        con.execute("DELETE FROM settings WHERE name = ?", (name,))
+    con.commit()
+    con.close()
+
+
+def test_sqlite_cells_read_only_and_deleted_rows(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    import os
+
+    live, gone = keys(2)
+    db = tmp_path / "data" / "app.db"
+    db.parent.mkdir()
+    _sqlite(db, [("theme", "dark"), ("old", f"token {gone}"), ("api_key", live)], ["old"])
+    before = sorted(os.listdir(db.parent))
+    stat = db.stat()
+    res = run_cli("scan", "data", "-f", "json", "--show-secrets", cwd=tmp_path)
+    rows = found(res)
+    assert [r for r in rows if "free@" not in str(r[0])] == [
+        ("app.db!cache/v", 1, 3, None),  # the blob, after its two binary bytes
+        ("app.db!settings/value", 3, 1, None),  # row 3 (row 2 was deleted)
+    ]
+    assert len(rows) == 3  # the deleted row, from the free space of its page
+    assert keys_of(res) == sorted([live, live, gone])
+    # read-only and immutable: nothing written next to it (no -journal, -wal, -shm), unchanged
+    assert sorted(os.listdir(db.parent)) == before
+    assert (db.stat().st_mtime_ns, db.stat().st_size) == (stat.st_mtime_ns, stat.st_size)
+    # the same database from stdin: read from memory
+    res = run_cli("scan", "-", "-f", "json", input=db.read_bytes())
+    paths = [r[0] for r in found(res)]
+    assert paths[0] == "<stdin>!cache/v" and paths[2] == "<stdin>!settings/value"
+
+
+def test_docx_and_odt_text_joined_across_runs(
+    run_cli: Run, tmp_path: Path, keys: Callable[[int], list[str]]
+) -> None:
+    import zipfile
+
+    from tests import matrix_util as mu
+
+    a, b, c = keys(3)
+    data, member, line, col = mu.docx(a)
+    (tmp_path / "runbook.docx").write_bytes(data)
+    text = 'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+    content = (
+        f'<?xml version="1.0"?><office:document-content {text}><office:body><office:text>'
+        f'<text:p>key: <text:span text:style-name="T1">{b[:10]}</text:span>{b[10:]}</text:p>'
+        f"<text:p>whole: {c}</text:p>"  # in one run: reported once, from the XML
+        "</office:text></office:body></office:document-content>"
+    )
+    with zipfile.ZipFile(tmp_path / "notes.odt", "w") as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        zf.writestr("content.xml", content)
+    res = run_cli("scan", ".", "-f", "json", "--show-secrets", cwd=tmp_path)
+    assert found(res) == [
+        ("notes.odt!content.xml", 1, 6, "text"),
+        ("notes.odt!content.xml", 1, content.index(c) + 1, None),
+        (f"runbook.docx!{member}", line, col, "text"),
+    ]
+    assert keys_of(res) == sorted([a, b, c])
+
+
+# --- bombs and hostile headers: bounded, one warning each ----------------------------------------
+
+
+def test_bombs_of_the_new_containers_are_bounded(run_cli: Run, tmp_path: Path, key: str) -> None:
+    import time
+    import zlib
+
+    from tests import matrix_util as mu
+
+    zeros = b"\0" * (300 << 20)
+    out = tmp_path / "bombs"
+    out.mkdir()
+    (out / "z.log.zst").write_bytes(sh("zstd", "-q", "-c", "-3", cwd=tmp_path, input=zeros))
+    (out / "z.log.lz4").write_bytes(sh("lz4", "-q", "-c", cwd=tmp_path, input=zeros))
+    (tmp_path / "zeros.bin").write_bytes(zeros)
+    sh("7zz", "a", "-bd", "-mx1", out / "z.7z", "zeros.bin", cwd=tmp_path)
+    (tmp_path / "zeros.bin").unlink()
+    pdf, _m, _l, _c = mu.pdf(key)
+    bomb = zlib.compress(zeros, 9)
+    stream = b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(bomb) + bomb
+    (out / "z.pdf").write_bytes(
+        pdf.replace(b"4 0 obj\n", b"5 0 obj\n" + stream + b"\nendstream\nendobj\n4 0 obj\n")
+    )
+    for f in out.iterdir():
+        assert f.stat().st_size < 2 << 20, f  # small files ...
+    del zeros
+    start = time.monotonic()
+    res = run_cli("scan", ".", "-f", "json", cwd=out, timeout=300)
+    took = time.monotonic() - start
+    assert found(res) == [("z.pdf!obj4", 4, 8, None)]  # ... whose bombs end, and the rest goes on
+    got = sorted(w.split(": ", 2)[2] for w in warnings_of(res))
+    assert got == sorted(
+        [
+            "z.7z: 7z stopped after 64.0 MiB decompressed in this file (limit; 7z bomb?); the "
+            "rest is not scanned",
+            "z.7z!zeros.bin: member stopped after 64.0 MiB decompressed (limit); the rest is not "
+            "scanned",
+            "z.log.lz4: member stopped after 256.0 MiB decompressed (limit); the rest is not scanned",
+            "z.log.zst: member stopped after 256.0 MiB decompressed (limit); the rest is not scanned",
+            "z.pdf!obj5: member stopped after 256.0 MiB decompressed (limit); the rest is not scanned",
+        ]
+    ), res.stderr
+    assert took < 120
+
+
+def test_hostile_package_headers_are_one_warning(run_cli: Run, tmp_path: Path, key: str) -> None:
+    good = f"KEY={key}\n".encode()
+    cases = {
+        "huge-name.a": b"!<arch>\n#1/99999999     0           0     0     100644  100       `\n",
+        "bad-size.a": b"!<arch>\nx.o/            0           0     0     100644  zz        `\n",
+        "cut.cpio": b"070701" + b"0" * 40,
+        "bad.rpm": b"\xed\xab\xee\xdb" + b"\0" * 92 + b"\x8e\xad\xe8\x01" + b"\0" * 4
+        + b"\x7f\xff\xff\xff" * 2,
+        "bad.7z": b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\xff" * 60,
+        "bad.db": b"SQLite format 3\x00" + b"\xff" * 200,
+    }  # fmt: skip
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "plain.txt").write_bytes(good)
+    res = run_cli("scan", ".", "-f", "json", cwd=tmp_path)
+    assert found(res) == [("plain.txt", 1, 5, None)]
+    assert "Traceback" not in res.stderr
+    warned = {n for n in cases for w in warnings_of(res) if "cannot open " in w and f" {n}: " in w}
+    assert warned == set(cases), res.stderr
+    assert len(warnings_of(res)) == len(cases)
+
+
+def test_floods_of_the_new_needles_are_linear(run_cli: Run, tmp_path: Path) -> None:
+    import time
+
+    floods = {
+        # every line of a wrapped block starts like base64 of gzip: each byte decoded once
+        "lines.eml": (b"H4sI" + b"A" * 72 + b"\n") * 14_000,
+        "percent.log": b"ka%5Flive%5F" * 90_000,
+        "escapes.js": b"\\x6b\\x61\\x5f" * 90_000,
+        "hex.sql": PREFIX.encode().hex().encode() * 65_000,
+        "utf32.txt": PREFIX.encode("utf-32-le") * 32_000,
+    }
+    for name, data in floods.items():
+        (tmp_path / name).write_bytes(data[: 1 << 20])
+    for name in floods:
+        start = time.monotonic()
+        res = run_cli("scan", "--jobs", "1", "-f", "json", name, cwd=tmp_path)
+        took = time.monotonic() - start
+        assert found(res) == [] and "Traceback" not in res.stderr, (name, res.stderr)
+        assert took < 5, (name, took)

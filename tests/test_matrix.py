@@ -152,7 +152,9 @@ def _framed(rng: random.Random) -> mu.Layout:
 def _percent(rng: random.Random) -> mu.Layout:
     (key,) = _keys(rng, 1)
     data, line, col = mu.access_log(key)
-    return mu.one_file("logs/access.log", data, "logs/access.log", line, col, key, "percent-encoding")
+    return mu.one_file(
+        "logs/access.log", data, "logs/access.log", line, col, key, "percent-encoding"
+    )
 
 
 def _escapes(rng: random.Random) -> mu.Layout:
@@ -188,7 +190,43 @@ def _utf32(rng: random.Random) -> mu.Layout:
 def _helm(rng: random.Random) -> mu.Layout:
     (key,) = _keys(rng, 1)
     data, line, col = mu.helm_release(key)
-    return mu.one_file("k8s/release.yaml", data, "k8s/release.yaml", line, col, key, "base64 → base64 → gzip")
+    return mu.one_file(
+        "k8s/release.yaml", data, "k8s/release.yaml", line, col, key, "base64 → base64 → gzip"
+    )
+
+
+def _tools(make: Callable[[str, Path], tuple[bytes, str, int, int]], name: str) -> Builder:
+    """A container made by its real tool in a scratch directory: the member path is inside it."""
+
+    def build(rng: random.Random) -> mu.Layout:
+        import tempfile
+
+        (key,) = _keys(rng, 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            data, member, line, col = make(key, Path(tmp))
+        return mu.one_file(name, data, f"{name}!{member}", line, col, key)
+
+    return build
+
+
+def _member_of(
+    make: Callable[[str], tuple[bytes, str, int, int]], name: str, decoded: str | None = None
+) -> Builder:
+    def build(rng: random.Random) -> mu.Layout:
+        (key,) = _keys(rng, 1)
+        data, member, line, col = make(key)
+        return mu.one_file(name, data, f"{name}!{member}", line, col, key, decoded)
+
+    return build
+
+
+def _stream_of(make: Callable[[str], tuple[bytes, int, int]], name: str, how: str) -> Builder:
+    def build(rng: random.Random) -> mu.Layout:
+        (key,) = _keys(rng, 1)
+        data, line, col = make(key)
+        return mu.one_file(name, data, name, line, col, key, how)
+
+    return build
 
 
 def _plain(rng: random.Random) -> mu.Layout:
@@ -286,6 +324,15 @@ LAYOUTS: dict[str, Builder] = {
     "utf16be": _utf16be,
     "utf32": _utf32,
     "helm": _helm,
+    "zstd": _stream_of(mu.zstd_log, "logs/app.log.1.zst", "zstd"),
+    "lz4": _stream_of(mu.lz4_log, "logs/app.log.1.lz4", "lz4"),
+    "sevenz": _tools(mu.sevenz, "backup/etc.7z"),
+    "deb": _tools(lambda k, t: mu.deb(k, t), "dist/app_1.0_all.deb"),
+    "rpm": _tools(mu.rpm, "dist/app-1.0-1.noarch.rpm"),
+    "crx": _member_of(mu.crx, "ext/app.crx"),
+    "pdf": _member_of(mu.pdf, "docs/runbook.pdf"),
+    "sqlite": _tools(mu.sqlite_db, "data/app.db"),
+    "docx": _member_of(mu.docx, "docs/runbook.docx", "text"),
     "plain": _plain,
     "verify": _verify,
     "fail_on_live": _fail_on_live,
@@ -356,6 +403,15 @@ CAPS: dict[str, Cap] = {
         Cap("utf16be", "utf16be"),
         Cap("utf32", "utf32"),
         Cap("helm", "helm"),
+        Cap("zstd", "zstd"),
+        Cap("lz4", "lz4"),
+        Cap("sevenz", "sevenz"),
+        Cap("deb", "deb"),
+        Cap("rpm", "rpm"),
+        Cap("crx", "crx"),
+        Cap("pdf", "pdf"),
+        Cap("sqlite", "sqlite"),
+        Cap("docx", "docx"),
         Cap("verify", "verify", verify=True),
         Cap("fail_on_live", "fail_on_live", verify=True, fail_on="live"),
         Cap(

@@ -438,12 +438,21 @@ def _utf16_line(
     )
 
 
+_MIME_LINE = 1000  # characters of a line of wrapped base64, at most (RFC 5322: 998)
+
+
 def _wrapped_at(data: bytes, group: int) -> tuple[bytes, int] | None:
     """Decode the lines of wrapped base64 (MIME at 76 columns, PEM at 64: every full line a
     multiple of 4 characters) around the 4-character group at ``group``: up to two lines before
     and three after, joined. Returns the decoded bytes and the offset in them of the group's
     first byte, or None when the line is not such a line."""
-    hit = _line_at(data, data.rfind(b"\n", 0, group) + 1)
+    lo = max(group - _MIME_LINE, 0)
+    ls = data.rfind(b"\n", lo, group) + 1
+    if ls == 0 and lo > 0:
+        return None  # a longer line: not wrapped base64 (MIME lines are at most 998)
+    if data.find(b"\n", group, group + _MIME_LINE) == -1 and group + _MIME_LINE < len(data):
+        return None
+    hit = _line_at(data, ls)
     cs, ce, _next = hit
     width = ce - cs
     if width < 16 or width % 4 or (group - cs) % 4 or cs > group or not _all_b64(data, cs, ce):
@@ -477,12 +486,16 @@ def _wrapped_at(data: bytes, group: int) -> tuple[bytes, int] | None:
 
 
 def _line_start(data: bytes, at: int) -> int:
-    return data.rfind(b"\n", 0, at) + 1
+    """The start of the line holding ``data[at]``; a line longer than wrapped base64's is cut."""
+    lo = max(at - _MIME_LINE - 2, 0)
+    return max(data.rfind(b"\n", lo, at) + 1, lo)
 
 
 def _line_at(data: bytes, ls: int) -> tuple[int, int, int]:
     """(start of the content after any indent, end before ``\r\n``, start of the next line)."""
-    le = data.find(b"\n", ls)
+    le = data.find(b"\n", ls, ls + _MIME_LINE + 2)
+    if le == -1 and ls + _MIME_LINE + 2 < len(data):  # too long to be wrapped base64
+        return ls, ls + _MIME_LINE + 1, ls + _MIME_LINE + 1
     nxt = len(data) if le == -1 else le + 1
     le = len(data) if le == -1 else le
     ce = le - 1 if le > ls and data[le - 1] == 0x0D else le
@@ -645,14 +658,17 @@ def extra_chunks(
     where = _Where(chunk)
     empty = 0
     done_to = -1
+    value_end = [-1]  # the end of the last base64 value decoded as a container
     for s, i in needle_hits(data).extra:
         x = extras[i]
         if not (lo <= s < hi and on[x.family]) or s < done_to:
             continue
         if x.family == "container":
             assert limits is not None
+            if s < value_end[0]:  # inside a value already decoded: each byte decoded once
+                continue
             line, column = where.at(s)
-            yield from _container_chunks(chunk, s, line, column, limits, warn)
+            yield from _container_chunks(chunk, s, line, column, limits, warn, value_end)
             continue
         got = _window(x, data, s)
         if got is None:
@@ -667,9 +683,9 @@ def extra_chunks(
         yield _pinned(chunk, decoded, key_at, line, column, _LABELS[x.family])
 
 
-def _b64_value(data: bytes, s: int, cap: int) -> bytes | None:
+def _b64_value(data: bytes, s: int, cap: int) -> tuple[bytes | None, int]:
     """The base64 value starting at ``s``, continued over line breaks while every line is a
-    multiple of 4 characters (MIME); None when it is longer than ``cap``."""
+    multiple of 4 characters (MIME), and where it ends; None when it is longer than ``cap``."""
     parts: list[bytes] = []
     total = 0
     j = s
@@ -680,7 +696,7 @@ def _b64_value(data: bytes, s: int, cap: int) -> bytes | None:
         parts.append(data[j:e])
         total += e - j
         if total > cap:
-            return None
+            return None, e
         if (e - j) % 4 or e >= n or data[e] not in b"\r\n":
             break
         k = e + 1 + (data[e] == 0x0D and data[e + 1 : e + 2] == b"\n")
@@ -689,17 +705,18 @@ def _b64_value(data: bytes, s: int, cap: int) -> bytes | None:
         if k >= n or data[k] not in _B64_BYTES:
             break
         j = k
-    return b"".join(parts)
+    return b"".join(parts), e
 
 
 _B64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 
 
 def _container_chunks(
-    chunk: Chunk, s: int, line: int, column: int, limits: Limits, warn: Warn
+    chunk: Chunk, s: int, line: int, column: int, limits: Limits, warn: Warn, ends: list[int]
 ) -> Iterator[Chunk]:
     """The members of the container that the base64 value at ``s`` decodes to (through any
-    layers of base64), pinned to where the value starts, each layer named in ``decoded``."""
+    layers of base64), pinned to where the value starts, each layer named in ``decoded``;
+    ``ends[0]`` is set to where the value ends (a hit inside it is not decoded again)."""
     from dataclasses import replace
 
     from kascan.sources.archives import expand, sniff
@@ -708,7 +725,7 @@ def _container_chunks(
     if s > 0 and data[s - 1] in _B64_BYTES:  # not where a value starts
         return
     cap = limits.max_in_memory
-    text = _b64_value(data, s, cap * 4 // 3)
+    text, ends[0] = _b64_value(data, s, cap * 4 // 3)
     if text is None:
         warn(
             LimitWarning(
