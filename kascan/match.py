@@ -64,7 +64,9 @@ def framed(data: bytes, pos: int) -> bool:
 
     A letter or digit that is part of a word (``xka_live_``, ``my_ka_live_``) is none of these.
     Two text columns of one SQLite row stored back to back (``api_keyka_live_``) are not told
-    apart from a word here: SQLite files are read cell by cell (:mod:`kascan.sources.sqlite`)."""
+    apart from a word here: a database's live rows are read cell by cell, and in the free space
+    of its pages a value is cut out where its record's header says it starts
+    (:mod:`kascan.sources.containers.sqlite`)."""
     c = data[pos - 1]
     if c == 0x5F:  # "_": a word (my_ka_live_)
         return False

@@ -485,17 +485,19 @@ def test_sqlite_cells_read_only_and_deleted_rows(
     live, gone = keys(2)
     db = tmp_path / "data" / "app.db"
     db.parent.mkdir()
-    _sqlite(db, [("theme", "dark"), ("old", f"token {gone}"), ("api_key", live)], ["old"])
+    # the deleted row was the last one written: it stays whole in the page's free space, its
+    # two text columns back to back (old_api_keyka_live_…), its record header before them
+    _sqlite(db, [("theme", "dark"), ("api_key", live), ("old_api_key", gone)], ["old_api_key"])
     before = sorted(os.listdir(db.parent))
     stat = db.stat()
     res = run_cli("scan", "data", "-f", "json", "--show-secrets", cwd=tmp_path)
     rows = found(res)
     assert [r for r in rows if "free@" not in str(r[0])] == [
         ("app.db!cache/v", 1, 3, None),  # the blob, after its two binary bytes
-        ("app.db!settings/value", 3, 1, None),  # row 3 (row 2 was deleted)
+        ("app.db!settings/value", 2, 1, None),  # rowid 2
     ]
     assert len(rows) == 3  # the deleted row, from the free space of its page
-    assert keys_of(res) == sorted([live, live, gone])
+    assert keys_of(res) == sorted([gone, live, gone])  # the cache blob holds the last row's
     # read-only and immutable: nothing written next to it (no -journal, -wal, -shm), unchanged
     assert sorted(os.listdir(db.parent)) == before
     assert (db.stat().st_mtime_ns, db.stat().st_size) == (stat.st_mtime_ns, stat.st_size)

@@ -10,8 +10,9 @@ A cell is reported as ``app.db!table/column`` with its row's rowid as its line (
 number in a WITHOUT ROWID table). The free
 space of the pages (freeblocks, the gap between cell pointers and cells, freelist pages) is
 scanned as ``app.db!free@<page>``; there the columns of a row are stored back to back, so a key
-whose column follows a text column that ends in a letter or digit (``api_keyka_live_…``) is not
-told apart from a word and not reported (the live rows are read cell by cell)."""
+whose column follows a text column that ends in a letter or digit (``api_keyka_live_…``) is
+found only where the record's header, still before it, says a text value starts exactly there
+(a freeblock's first four bytes are overwritten: a row whose header sat there is not)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from kascan.model import Chunk
+from kascan.rules import BUILTIN_PREFIX
 from kascan.sources.archives import content_chunks, members_warning
 from kascan.stats import LimitWarning
 
@@ -203,8 +205,12 @@ def _free_space(
         for lo, hi in regions:
             if hi - lo < 40 or b"\0" * (hi - lo) == page[lo:hi]:
                 continue
-            chunk = Chunk(f"{path}!free@{n}", page[lo:hi], 1, lo)
-            yield chunk
+            region = page[lo:hi]
+            yield Chunk(f"{path}!free@{n}", region, 1, lo)
+            # a text column stored right after another one (``api_keyka_live_…``): where a
+            # record header before it says a text value starts exactly there, that value alone
+            for at, size in _glued_values(region):
+                yield Chunk(f"{path}!free@{n}", region[at : at + size], 1, lo + at)
 
 
 def _freelist(data: bytes, page_size: int, pages: int) -> set[int]:
@@ -249,3 +255,52 @@ def _page_gaps(page: bytes, at: int) -> list[tuple[int, int]]:
             break
         block = nxt
     return out
+
+
+_PREFIX = BUILTIN_PREFIX.encode()
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_LOOKBACK = 512  # bytes before a value searched for its record's header
+
+
+def _body_size(serial: int) -> int:
+    if serial >= 12:
+        return (serial - 12) // 2
+    return (0, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0, 0)[serial]
+
+
+def _glued_values(region: bytes) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each key-prefixed text value in ``region`` that follows a word
+    character, where the serial types before the row's values put a text value of that length
+    exactly there (SQLite stores a row as its header of serial types, then the values back to
+    back; freeing a cell overwrites its first four bytes, so the header's start may be gone)."""
+    p = region.find(_PREFIX)
+    seen = 0
+    while p != -1 and seen < 1024:
+        seen += 1
+        if p > 0 and region[p - 1] in _WORD:
+            got = _value_at(region, p)
+            if got:
+                yield p, got
+        p = region.find(_PREFIX, p + 1)
+
+
+def _value_at(region: bytes, p: int) -> int:
+    """The length of the text value that one-byte serial types ending at some ``e <= p`` place
+    at ``p`` (the values of the columns before it filling ``e..p``), or 0."""
+    for e in range(p, max(p - _LOOKBACK, 0), -1):
+        gap = p - e
+        types = region[max(e - 8, 0) : e]
+        for start in range(len(types)):
+            filled = 0
+            for t in types[start:]:
+                if t >= 0x80 or t in (10, 11):
+                    break
+                if filled == gap:
+                    body = (t - 13) // 2
+                    if t >= 13 and t % 2 and body >= len(_PREFIX) + 32:
+                        return body
+                    break
+                filled += _body_size(t)
+                if filled > gap:
+                    break
+    return 0
