@@ -622,3 +622,29 @@ def test_floods_of_the_new_needles_are_linear(run_cli: Run, tmp_path: Path) -> N
         took = time.monotonic() - start
         assert found(res) == [] and "Traceback" not in res.stderr, (name, res.stderr)
         assert took < 5, (name, took)
+
+
+# --- 4. the real-world corpus -------------------------------------------------------------------
+
+
+def test_bench_corpus_of_real_registry_files_is_all_found(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """bench/carriers.py: real files from PyPI, npm and Debian, one planted key per carrier;
+    kascan finds every one, and nothing in the downloads without planted keys."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "carriers.py"), "--cache", str(tmp_path),
+         "--only", "kascan", "--runs", "1", "--clean"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in proc.stdout.splitlines() if r.startswith("| ") and "---" not in r]
+    carriers = rows[1:-2]
+    assert len(carriers) == 26 and all(r.endswith("| ✓ |") for r in carriers), proc.stdout
+    assert "**26/26**" in proc.stdout
+    assert "without planted keys: 0 findings" in proc.stdout
