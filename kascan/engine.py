@@ -29,35 +29,60 @@ from kascan.rules import BUILTIN_PREFIX
 EngineName = Literal["hyperscan", "python"]
 PREFIX = BUILTIN_PREFIX.encode()
 UTF16 = bytes(b for c in PREFIX for b in (c, 0))[:-1]  # "k\0a\0…_": both byte orders contain it
+UTF32 = bytes(b for c in PREFIX for b in (c, 0, 0, 0))[:-3]  # "k\0\0\0a…_": both orders
 PREFIX_ID = 0
 _MEMO = 4  # chunks whose hits are kept: a chunk, then the decoders' look at it, and their chunks
 
-# needle kinds, by id: 0 the prefix, 1..n base64 needles (decode's plan order), n+1 UTF-16
+# needle kinds, by id: 0 the prefix, 1..n base64 needles (decode's plan order), n+1 UTF-16,
+# n+2 UTF-32, then the other decoders' needles (decode's ``extra_needles`` order)
 
 
 class Hits:
     """Where each needle starts in one chunk, in ascending order.
 
     ``base64`` holds ``(start, i)`` with ``i`` the needle's index in :func:`base64_needles`,
-    sorted by start, then index (the order in which ``decode`` confirms them)."""
+    sorted by start, then index (the order in which ``decode`` confirms them); ``extra`` the
+    same for :func:`extra_needles` (percent-encoding, escapes, hex, base64 of a container)."""
 
-    __slots__ = ("base64", "prefix", "utf16")
+    __slots__ = ("base64", "extra", "prefix", "utf16", "utf32")
 
     def __init__(self) -> None:
         self.prefix: list[int] = []
         self.base64: list[tuple[int, int]] = []
         self.utf16: list[int] = []
+        self.utf32: list[int] = []
+        self.extra: list[tuple[int, int]] = []
+
+    def _all(self) -> tuple[object, ...]:
+        return (self.prefix, self.base64, self.utf16, self.utf32, self.extra)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Hits):
             return NotImplemented
-        return (self.prefix, self.base64, self.utf16) == (other.prefix, other.base64, other.utf16)
+        return self._all() == other._all()
 
     def __repr__(self) -> str:
-        return f"Hits(prefix={self.prefix}, base64={self.base64}, utf16={self.utf16})"
+        return (
+            f"Hits(prefix={self.prefix}, base64={self.base64}, utf16={self.utf16}, "
+            f"utf32={self.utf32}, extra={self.extra})"
+        )
 
     def __bool__(self) -> bool:
-        return bool(self.prefix or self.base64 or self.utf16)
+        return any(self._all())
+
+    def add(self, id: int, start: int) -> None:
+        """Record needle ``id`` (as in :func:`needles`) starting at ``start``."""
+        nb = len(base64_needles())
+        if id == PREFIX_ID:
+            self.prefix.append(start)
+        elif id <= nb:
+            self.base64.append((start, id - 1))
+        elif id == nb + 1:
+            self.utf16.append(start)
+        elif id == nb + 2:
+            self.utf32.append(start)
+        else:
+            self.extra.append((start, id - nb - 3))
 
 
 # --------------------------------------------------------------------------- the needles
@@ -74,9 +99,22 @@ def base64_needles() -> tuple[bytes, ...]:
     return _B64[0]
 
 
+_EXTRA: list[tuple[bytes, ...]] = []
+
+
+def extra_needles() -> tuple[bytes, ...]:
+    """decode's other needles (index ``i`` of a ``Hits.extra`` entry)."""
+    if not _EXTRA:
+        from kascan.sources.decode import extra_needle_texts
+
+        _EXTRA.append(extra_needle_texts())
+    return _EXTRA[0]
+
+
 def needles() -> tuple[bytes, ...]:
-    """Every needle's bytes, by id: the prefix, the base64 needles, the UTF-16 prefix."""
-    return (PREFIX, *base64_needles(), UTF16)
+    """Every needle's bytes, by id: the prefix, the base64 needles, the UTF-16 and UTF-32
+    prefixes, the other decoders' needles."""
+    return (PREFIX, *base64_needles(), UTF16, UTF32, *extra_needles())
 
 
 def engine_name() -> EngineName:
@@ -150,7 +188,7 @@ def hits(data: bytes) -> Hits:
 
 
 def _sort(found: Hits) -> Hits:
-    for got in (found.prefix, found.base64, found.utf16):
+    for got in (found.prefix, found.base64, found.utf16, found.utf32, found.extra):
         if len(got) > 1:
             got.sort()
     return found
@@ -182,15 +220,9 @@ def _on_match(id: int, _from: int, to: int, _flags: int, found: list[tuple[int, 
 def _classify(raw: list[tuple[int, int]], lengths: tuple[int, ...]) -> Hits:
     """(id, end offset) pairs, in end order -> Hits."""
     found = Hits()
-    last = len(lengths) - 1
+    add = found.add
     for id, to in raw:
-        start = to - lengths[id]
-        if id == PREFIX_ID:
-            found.prefix.append(start)
-        elif id == last:
-            found.utf16.append(start)
-        else:
-            found.base64.append((start, id - 1))
+        add(id, to - lengths[id])
     return _sort(found)
 
 
@@ -248,11 +280,42 @@ def scan_python(data: bytes) -> Hits:
                         b64.append((p - k, i))
             p = find(anchor, p + 1)
     if b"\0" in data:
-        p = find(UTF16)
-        while p != -1:
-            found.utf16.append(p)
-            p = find(UTF16, p + 1)
+        for needle, out in ((UTF16, found.utf16), (UTF32, found.utf32)):
+            p = find(needle)
+            while p != -1:
+                out.append(p)
+                p = find(needle, p + 1)
+    extra = found.extra
+    search, groups = _seeds()
+    m = search(data)
+    while m is not None:
+        p = m.start()
+        for i, text, off in groups[m.group()]:
+            if p >= off and data.startswith(text, p - off):
+                extra.append((p - off, i))
+        m = search(data, p + 1)  # from the next byte on: needles may overlap
     return _sort(found)
+
+
+Seeds = dict[bytes, tuple[tuple[int, bytes, int], ...]]  # seed -> (index, needle, offset)
+_SEEDS: list[tuple[Callable[..., Any], Seeds]] = []
+
+
+def _seeds() -> tuple[Callable[..., Any], Seeds]:
+    """One regex search for a seed of every extra needle (``re`` skips on the set of the seeds'
+    first bytes: cheaper than a ``find`` per needle), and the needles each seed is in. A needle
+    that starts with the prefix's ``ka`` is sought from its third byte (``%``, a backslash,
+    ``&``: rarer in text than a ``k``)."""
+    if not _SEEDS:
+        import re
+
+        groups: dict[bytes, list[tuple[int, bytes, int]]] = {}
+        for i, text in enumerate(extra_needles()):
+            off = 2 if text.startswith(PREFIX[:2]) else 0
+            groups.setdefault(text[off : off + 4], []).append((i, text, off))
+        rx = re.compile(b"|".join(re.escape(seed) for seed in groups))
+        _SEEDS.append((rx.search, {seed: tuple(g) for seed, g in groups.items()}))
+    return _SEEDS[0]
 
 
 # --------------------------------------------------------------------------- a stream
@@ -298,10 +361,12 @@ class Stream:
         base = start - len(self._tail)
         self._tail = data[-self._keep :] if self._keep else b""
         found = scan_python(data)
-        last = len(lengths) - 1
+        nb = len(base64_needles())
         out = [(p, PREFIX_ID) for p in found.prefix]
         out += [(s, i + 1) for s, i in found.base64]
-        out += [(p, last) for p in found.utf16]
+        out += [(p, nb + 1) for p in found.utf16]
+        out += [(p, nb + 2) for p in found.utf32]
+        out += [(s, i + nb + 3) for s, i in found.extra]
         # only needles that end in the new block: the others were reported before
         out = [(base + s, id) for s, id in out if s + lengths[id] > len(data) - len(block)]
         out.sort(key=lambda h: h[0] + lengths[h[1]])

@@ -38,6 +38,76 @@ class _Hit:
     match: str
 
 
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = frozenset(b"ntrbfv0e")  # the letter of a one-letter escape (\n, \t, \r, ...)
+# bytes that never occur in text: a letter or digit right after one is a record length or a
+# type byte of a binary format (protobuf, MessagePack, a Java class, a plist), not a word
+_SPACE = frozenset(b"\t\n\r")
+_BINARY = frozenset(range(0x00, 0x20)) - _SPACE
+_CSI_BODY = frozenset(range(0x20, 0x40))  # CSI parameter and intermediate bytes
+_ESCAPED_ESC = (b"\x1b", b"\\x1b", b"\\x1B", b"\\033", b"\\u001b", b"\\u001B", b"\\e")
+
+
+def _escaped(data: bytes, at: int) -> bool:
+    """Whether the backslash at ``at`` starts an escape (an odd run of backslashes ends there)."""
+    k = at
+    while k > 0 and data[k - 1] == 0x5C:
+        k -= 1
+    return (at - k) % 2 == 0
+
+
+def framed(data: bytes, pos: int) -> bool:
+    r"""Whether the word character before ``data[pos]`` ends framing, not a word: an escape
+    sequence (``\n``, ``\t``, ``\r``, ``\u00XX``, ``\xXX``), an ANSI escape sequence
+    (``ESC[1m``, also written ``\x1b[1m`` or ``\u001b[1m`` in a JSON log), or a length or type
+    byte of a binary record (a letter or digit right after a control byte).
+
+    A letter or digit that is part of a word (``xka_live_``, ``my_ka_live_``) is none of these.
+    Two text columns of one SQLite row stored back to back (``api_keyka_live_``) are not told
+    apart from a word here: a database's live rows are read cell by cell, and in the free space
+    of its pages a value is cut out where its record's header says it starts
+    (:mod:`kascan.sources.containers.sqlite`)."""
+    c = data[pos - 1]
+    if c == 0x5F:  # "_": a word (my_ka_live_)
+        return False
+    if pos >= 2:
+        b = data[pos - 2]
+        if b == 0x5C and c in _ESCAPES and _escaped(data, pos - 2):
+            return True
+        if b in _BINARY:
+            return True
+        # 0x0a is also protobuf's most common tag: a length byte after it in binary bytes
+        if b in _SPACE and any(x in _BINARY for x in data[max(pos - 18, 0) : pos - 2]):
+            return True
+    for lead, digits in ((b"\\u", 4), (b"\\U", 4), (b"\\x", 2)):  # \u00XX, \xXX
+        at = pos - digits - 2
+        if (
+            at >= 0
+            and data.startswith(lead, at)
+            and all(x in _HEX for x in data[pos - digits : pos])
+            and _escaped(data, at)
+        ):
+            return True
+    return 0x40 <= c <= 0x7E and _ansi_before(data, pos - 1)
+
+
+def _ansi_before(data: bytes, final: int) -> bool:
+    """Whether ``data[final]`` is the final byte of an ANSI escape sequence: ``ESC [`` (CSI)
+    with parameter bytes, or ``ESC`` with intermediate bytes (``ESC(B``)."""
+    k = final
+    lo = max(final - 32, 0)
+    while k > lo and data[k - 1] in _CSI_BODY:
+        k -= 1
+    if k > 0 and data[k - 1] == 0x5B:  # "["
+        k -= 1
+    elif k == final:
+        return False
+    head = data[max(k - 6, 0) : k]
+    return any(
+        head.endswith(e) and (e == b"\x1b" or _escaped(data, k - len(e))) for e in _ESCAPED_ESC
+    )
+
+
 def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
     """The built-in rule, confirmed without the regex engine: prefix, boundaries, 32 alnum."""
     n = len(data)
@@ -48,7 +118,7 @@ def _fast_hits(rule: Rule, data: bytes, lo: int, hi: int) -> Iterator[_Hit]:
             break
         end = pos + _KEY_LEN
         if (
-            (pos == 0 or data[pos - 1] not in _WORD)
+            (pos == 0 or data[pos - 1] not in _WORD or framed(data, pos))
             and end <= n
             and (end == n or data[end] not in _ALNUM)
         ):

@@ -120,8 +120,17 @@ class Decoders:
     """Which wrappers a scan looks inside (all by default)."""
 
     archives: bool = True
-    base64: bool = True
+    base64: bool = True  # also MIME base64 wrapped across lines, and base64 of a container
     utf16: bool = True
+    utf32: bool = True
+    percent: bool = True  # ka%5Flive%5F... (also double-encoded)
+    escapes: bool = True  # C/JSON/JavaScript escapes (\x5f, \u005f, \137) and HTML entities
+    hex: bool = True  # 6b615f... (plain, or a pg_dump bytea \x6b615f...)
+
+    @property
+    def decoding(self) -> bool:
+        """Whether any decoder (not only the archive layer) is on."""
+        return self.base64 or self.utf16 or self.utf32 or self.percent or self.escapes or self.hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,16 @@ def _decoder_params() -> list[Callable[[F], F]]:
         ),
         click.option("--no-base64", is_flag=True, help="Do not decode base64-encoded keys."),
         click.option("--no-utf16", is_flag=True, help="Do not look for keys in UTF-16 text."),
+        click.option("--no-utf32", is_flag=True, help="Do not look for keys in UTF-32 text."),
+        click.option(
+            "--no-percent", is_flag=True, help="Do not decode percent-encoded keys (ka%5F...)."
+        ),
+        click.option(
+            "--no-escapes",
+            is_flag=True,
+            help="Do not decode C/JSON/JavaScript escapes and HTML entities (\\x5f, \\u005f).",
+        ),
+        click.option("--no-hex", is_flag=True, help="Do not decode hex-encoded keys (6b615f...)."),
     ]
 
 
@@ -333,6 +343,10 @@ def _decoders(kw: dict[str, object]) -> Decoders:
         archives=not kw.pop("no_archives", False),
         base64=not kw.pop("no_base64", False),
         utf16=not kw.pop("no_utf16", False),
+        utf32=not kw.pop("no_utf32", False),
+        percent=not kw.pop("no_percent", False),
+        escapes=not kw.pop("no_escapes", False),
+        hex=not kw.pop("no_hex", False),
     )
 
 

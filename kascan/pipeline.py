@@ -53,7 +53,7 @@ def unwrap(chunks: Iterable[Chunk], run: Run) -> Iterator[Chunk]:
         from kascan.sources.archives import open_archives
 
         chunks = open_archives(chunks, run.limits, run.warn)
-    if not (run.decoders.base64 or run.decoders.utf16):
+    if not run.decoders.decoding:
         return iter(chunks)
     from kascan.sources.decode import decode_chunks
 

@@ -34,12 +34,7 @@ def brute(data: bytes) -> Hits:
     for at in range(len(data)):
         for id, text in enumerate(texts):
             if data.startswith(text, at):
-                if id == 0:
-                    found.prefix.append(at)
-                elif id == len(texts) - 1:
-                    found.utf16.append(at)
-                else:
-                    found.base64.append((at, id - 1))
+                found.add(id, at)
     return found
 
 
@@ -110,7 +105,10 @@ def test_stream_finds_needles_across_chunk_edges(
     whole = brute(data)
     want = [(p, 0) for p in whole.prefix]
     want += [(s, i + 1) for s, i in whole.base64]
-    want += [(p, len(lengths) - 1) for p in whole.utf16]
+    nb = len(engine.base64_needles())
+    want += [(p, nb + 1) for p in whole.utf16]
+    want += [(p, nb + 2) for p in whole.utf32]
+    want += [(s, i + nb + 3) for s, i in whole.extra]
     key = lambda h: (h[0] + lengths[h[1]], h[1], h[0])  # noqa: E731
     assert sorted(fed, key=key) == sorted(want, key=key)
     ends = [s + lengths[i] for s, i in fed]

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kascan.match import find_candidates
+from kascan.match import find_candidates, framed
 from kascan.model import Chunk
 from kascan.rules import builtin_rules
 from kascan.sources.stream import iter_stream
@@ -25,13 +25,18 @@ from .conftest import ALNUM, PREFIX, Result, findings_of, make_key, write_files
 
 Run = Callable[..., Result]
 RULES = builtin_rules()
-_REFERENCE = re.compile(rb"(?<![A-Za-z0-9_])ka_live_[A-Za-z0-9]{32}(?![A-Za-z0-9])")
+_REFERENCE = re.compile(rb"ka_live_[A-Za-z0-9]{32}(?![A-Za-z0-9])")
+_WORD = re.compile(rb"[A-Za-z0-9_]")
 
 
 def reference(data: bytes) -> list[tuple[int, int, str]]:
     """The spec, written the slow and obvious way."""
     out = []
     for m in _REFERENCE.finditer(data):
+        # a word character before the prefix rejects it, unless it ends framing (an escape, an
+        # ANSI sequence, a binary length byte: tests/test_carriers.py checks those)
+        if m.start() and _WORD.match(data, m.start() - 1) and not framed(data, m.start()):
+            continue
         before = data[: m.start()]
         line_start = before.rfind(b"\n") + 1
         col = len(before[line_start:].decode("utf-8", "replace")) + 1

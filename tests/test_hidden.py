@@ -336,7 +336,7 @@ def test_double_base64_dockerconfigjson(run_cli: Run, tmp_path: Path, key: str) 
     r.assert_no_leak(key)
     assert r.returncode == 1
     [(path, line, _col, how)] = found(r)
-    assert (path, line, how) == ("pull.yaml", 5, "base64+base64")
+    assert (path, line, how) == ("pull.yaml", 5, "base64 → base64")
 
 
 def test_base64_inside_an_archive(run_cli: Run, tmp_path: Path, key: str) -> None:

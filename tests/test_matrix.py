@@ -142,6 +142,93 @@ def _utf16(rng: random.Random) -> mu.Layout:
     return mu.one_file("win/setup.ps1", data, "win/setup.ps1", line, col, key, "utf-16le")
 
 
+def _framed(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.slack_export(key)
+    name = "export/general/2024-01-01.json"
+    return mu.one_file(name, data, name, line, col, key)
+
+
+def _percent(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.access_log(key)
+    return mu.one_file(
+        "logs/access.log", data, "logs/access.log", line, col, key, "percent-encoding"
+    )
+
+
+def _escapes(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.js_bundle(key)
+    return mu.one_file("web/main.3f9a.js", data, "web/main.3f9a.js", line, col, key, "escapes")
+
+
+def _hex(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.pg_dump(key)
+    return mu.one_file("db/dump.sql", data, "db/dump.sql", line, col, key, "hex")
+
+
+def _mime(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.mime_mail(key)
+    return mu.one_file("mail/incident.eml", data, "mail/incident.eml", line, col, key, "base64")
+
+
+def _utf16be(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.binary_plist(key)
+    return mu.one_file("ios/Config.plist", data, "ios/Config.plist", line, col, key, "utf-16be")
+
+
+def _utf32(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.utf32_config(key)
+    return mu.one_file("win/app.cfg", data, "win/app.cfg", line, col, key, "utf-32le")
+
+
+def _helm(rng: random.Random) -> mu.Layout:
+    (key,) = _keys(rng, 1)
+    data, line, col = mu.helm_release(key)
+    return mu.one_file(
+        "k8s/release.yaml", data, "k8s/release.yaml", line, col, key, "base64 → base64 → gzip"
+    )
+
+
+def _tools(make: Callable[[str, Path], tuple[bytes, str, int, int]], name: str) -> Builder:
+    """A container made by its real tool in a scratch directory: the member path is inside it."""
+
+    def build(rng: random.Random) -> mu.Layout:
+        import tempfile
+
+        (key,) = _keys(rng, 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            data, member, line, col = make(key, Path(tmp))
+        return mu.one_file(name, data, f"{name}!{member}", line, col, key)
+
+    return build
+
+
+def _member_of(
+    make: Callable[[str], tuple[bytes, str, int, int]], name: str, decoded: str | None = None
+) -> Builder:
+    def build(rng: random.Random) -> mu.Layout:
+        (key,) = _keys(rng, 1)
+        data, member, line, col = make(key)
+        return mu.one_file(name, data, f"{name}!{member}", line, col, key, decoded)
+
+    return build
+
+
+def _stream_of(make: Callable[[str], tuple[bytes, int, int]], name: str, how: str) -> Builder:
+    def build(rng: random.Random) -> mu.Layout:
+        (key,) = _keys(rng, 1)
+        data, line, col = make(key)
+        return mu.one_file(name, data, name, line, col, key, how)
+
+    return build
+
+
 def _plain(rng: random.Random) -> mu.Layout:
     """One key, line 2, column 19: what the format cells render."""
     (k,) = _keys(rng, 1)
@@ -245,6 +332,23 @@ LAYOUTS: dict[str, Builder] = {
     "tar_gz": _tar_gz,
     "base64": _base64,
     "utf16": _utf16,
+    "framed": _framed,
+    "percent": _percent,
+    "escapes": _escapes,
+    "hex": _hex,
+    "mime": _mime,
+    "utf16be": _utf16be,
+    "utf32": _utf32,
+    "helm": _helm,
+    "zstd": _stream_of(mu.zstd_log, "logs/app.log.1.zst", "zstd"),
+    "lz4": _stream_of(mu.lz4_log, "logs/app.log.1.lz4", "lz4"),
+    "sevenz": _tools(mu.sevenz, "backup/etc.7z"),
+    "deb": _tools(lambda k, t: mu.deb(k, t), "dist/app_1.0_all.deb"),
+    "rpm": _tools(mu.rpm, "dist/app-1.0-1.noarch.rpm"),
+    "crx": _member_of(mu.crx, "ext/app.crx"),
+    "pdf": _member_of(mu.pdf, "docs/runbook.pdf"),
+    "sqlite": _tools(mu.sqlite_db, "data/app.db"),
+    "docx": _member_of(mu.docx, "docs/runbook.docx", "text"),
     "plain": _plain,
     "verify": _verify,
     "fail_on_live": _fail_on_live,
@@ -308,6 +412,23 @@ CAPS: dict[str, Cap] = {
         Cap("tar_gz", "tar_gz"),
         Cap("base64", "base64"),
         Cap("utf16", "utf16"),
+        Cap("framed", "framed"),
+        Cap("percent", "percent"),
+        Cap("escapes", "escapes"),
+        Cap("hex", "hex"),
+        Cap("mime", "mime"),
+        Cap("utf16be", "utf16be"),
+        Cap("utf32", "utf32"),
+        Cap("helm", "helm"),
+        Cap("zstd", "zstd"),
+        Cap("lz4", "lz4"),
+        Cap("sevenz", "sevenz"),
+        Cap("deb", "deb"),
+        Cap("rpm", "rpm"),
+        Cap("crx", "crx"),
+        Cap("pdf", "pdf"),
+        Cap("sqlite", "sqlite"),
+        Cap("docx", "docx"),
         Cap("verify", "verify", verify=True),
         Cap("fail_on_live", "fail_on_live", verify=True, fail_on="live"),
         Cap(

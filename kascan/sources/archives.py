@@ -56,10 +56,33 @@ DEFAULT_LIMITS = Limits()
 
 _FIRST = frozenset(b"P\x1fB\xfd")
 _SNIFF = 512  # bytes needed to rule every format out (tar's magic sits at 257)
+# the formats of kascan.sources.containers, by their magic bytes
+_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"!<arch>\n", "ar"),
+    (b"\xed\xab\xee\xdb", "rpm"),
+    (b"070701", "cpio"),
+    (b"070702", "cpio"),
+    (b"%PDF-", "pdf"),
+    (b"SQLite format 3\x00", "sqlite"),
+    (b"Cr24", "crx"),
+)
+_MORE_FIRST = frozenset(m[0] for m, _k in _MAGICS)
+# formats read from a seekable file, or from memory (buffered up to max_in_memory)
+_SEEKING = frozenset({"zip", "7z", "pdf", "sqlite", "crx", "sfx"})
+_WHAT = {"7z": "7z archive", "ar": "ar archive", "rpm": "rpm package", "cpio": "cpio archive",
+         "pdf": "PDF", "sqlite": "SQLite database", "crx": "crx (zip) archive",
+         "sfx": "self-extracting zip"}  # fmt: skip
 
 
 def sniff(head: bytes) -> str | None:
     """The container format named by the first bytes, or None (cheap: called for every file)."""
+    if head[:1] and head[0] in _MORE_FIRST:
+        for magic, kind in _MAGICS:
+            if head.startswith(magic):
+                return kind
     if head[:1] and head[0] in _FIRST:
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             return "zip"
@@ -83,7 +106,8 @@ def undecided(head: bytes) -> bool:
     """True while a stream's first bytes could still turn out to be an archive."""
     if len(head) >= 262:
         return False
-    for magic in (b"PK\x03\x04", b"\x1f\x8b\x08", b"\xfd7zXZ\x00", b"BZh"):
+    magics = (b"PK\x03\x04", b"\x1f\x8b\x08", b"\xfd7zXZ\x00", b"BZh", *(m for m, _k in _MAGICS))
+    for magic in magics:
         n = min(len(head), len(magic))
         if head[:n] == magic[:n]:
             return True
@@ -93,7 +117,7 @@ def undecided(head: bytes) -> bool:
     return b"\n" not in head
 
 
-class _Budget:
+class Budget:
     """Decompressed bytes and members left for one top-level file, nesting included."""
 
     __slots__ = ("bytes_left", "exhausted", "members_left")
@@ -104,10 +128,10 @@ class _Budget:
         self.exhausted = False
 
 
-class _Reader:
+class Reader:
     """A file-like view of a byte source: replays peeked bytes, caps what a member may yield."""
 
-    def __init__(self, read: Read, head: bytes = b"", cap: int = -1, budget: _Budget | None = None):
+    def __init__(self, read: Read, head: bytes = b"", cap: int = -1, budget: Budget | None = None):
         self._read = read
         self._head = head
         self._cap = cap  # -1: no cap
@@ -156,14 +180,14 @@ class _Reader:
         pass
 
 
-def _clean(name: str) -> str:
+def clean_name(name: str) -> str:
     """A member name as a label: no control characters, nothing key-shaped. An undecodable byte
     (a surrogate escape) is kept: reports write it losslessly (JSON ``path_bytes``)."""
     out = "".join(c if c.isprintable() or "\udc80" <= c <= "\udcff" else "?" for c in name)
     return scrub(out)
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return scrub(text.splitlines()[0] if text.strip() else type(exc).__name__)
 
@@ -195,16 +219,18 @@ def iter_content(
                 break
             head += more
     kind = sniff(head)
+    if kind is None and fd is not None and head.startswith((b"MZ", b"\x7fELF")):
+        kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is None:
         yield from iter_stream(read, path, by_line=by_line, initial=head)
         return
-    budget = _Budget(limits)
+    budget = Budget(limits)
     if fd is not None:
         with open(fd, "rb", closefd=False) as fh:
             fh.seek(0)
             yield from _container(kind, path, fh, True, 0, limits, budget, warn, by_line)
     else:
-        src = _Reader(read, head)
+        src = Reader(read, head)
         yield from _container(kind, path, src, False, 0, limits, budget, warn, by_line)
 
 
@@ -215,26 +241,30 @@ def expand(
     warn: Warn | None = None,
     *,
     by_line: bool = False,
+    depth: int = 0,
 ) -> Iterator[Chunk]:
-    """Chunks of one blob (``bytes``) or readable file object, archives opened: for git blobs."""
+    """Chunks of one blob (``bytes``) or readable file object, archives opened: for git blobs,
+    and for containers that a decoder found (``depth``: the layers already unwrapped)."""
     import io
 
     fh: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
-    budget = _Budget(limits)
-    yield from _content(path, fh, fh.seekable(), 0, limits, budget, warn or _no_warn, by_line)
+    budget = Budget(limits)
+    yield from content_chunks(
+        path, fh, fh.seekable(), depth, limits, budget, warn or _no_warn, by_line
+    )
 
 
 def _no_warn(_: str) -> None:
     pass
 
 
-def _content(
+def content_chunks(
     path: str,
     fh: Source,
     seekable: bool,
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
     by_line: bool = False,
     decoded: str | None = None,
@@ -242,6 +272,8 @@ def _content(
     """A member's (or blob's) bytes: opened if they are an archive, else scanned as they are."""
     head = fh.read(_SNIFF)
     kind = sniff(head)
+    if kind is None and seekable and head.startswith((b"MZ", b"\x7fELF")):
+        kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is not None and depth >= limits.max_depth:
         warn(
             LimitWarning(
@@ -251,17 +283,17 @@ def _content(
         )
         kind = None
     if kind is None:
-        read = _Reader(fh.read, head).read
+        read = Reader(fh.read, head).read
         for chunk in iter_stream(read, path, by_line=by_line):
             yield replace(chunk, decoded=decoded) if decoded else chunk
         return
-    if isinstance(fh, _Reader):
+    if isinstance(fh, Reader):
         fh.uncap()
     src: Source = fh
     if seekable:
         cast("IO[bytes]", fh).seek(0)
     else:
-        src = _Reader(fh.read, head)
+        src = Reader(fh.read, head)
     yield from _container(kind, path, src, seekable, depth, limits, budget, warn, by_line)
 
 
@@ -272,7 +304,7 @@ def _container(
     seekable: bool,
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
     by_line: bool,
 ) -> Iterator[Chunk]:
@@ -284,7 +316,8 @@ def _container(
     contained here, per archive, and per member in the member loops, so the chunks already
     handed on stay handed on and the scan goes on with the next member or file."""
     what = "zip archive" if kind == "zip" else f"{kind} archive" if kind == "tar" else kind
-    if kind == "zip" and not seekable:  # buffered, so that a zip that fails is read as bytes
+    what = _WHAT.get(kind, what)
+    if kind in _SEEKING and not seekable:  # buffered, so that one that fails is read as bytes
         parts: list[bytes] = []  # read() may return less (the replayed sniff): loop to the end
         size = 0
         while size <= limits.max_in_memory and (block := fh.read(limits.max_in_memory + 1 - size)):
@@ -295,7 +328,7 @@ def _container(
             warn(
                 LimitWarning(
                     "zip-in-memory",
-                    f"{path}: zip not in a seekable file and over "
+                    f"{path}: {what} not in a seekable file and over "
                     f"{human_bytes(limits.max_in_memory)} (limit): not opened",
                 )
             )
@@ -306,11 +339,15 @@ def _container(
     opened = False
     try:
         if kind == "zip":
-            gen = _zip_members(path, cast("IO[bytes]", fh), depth, limits, budget, warn)
+            gen = zip_members(path, cast("IO[bytes]", fh), depth, limits, budget, warn)
         elif kind == "tar":
             gen = _tar_members(path, fh, depth, limits, budget, warn)
-        else:
+        elif kind in ("gzip", "bzip2", "xz", "zstd", "lz4"):
             gen = _compressed(kind, path, fh, depth, limits, budget, warn, by_line)
+        else:
+            from kascan.sources.containers import members
+
+            gen = members(kind, path, fh, depth, limits, budget, warn)
         for chunk in gen:
             opened = True
             yield chunk
@@ -318,27 +355,27 @@ def _container(
         warn(LimitWarning(exc.limit, f"cannot read {what} {path}: {exc}; the rest is not scanned"))
     except Exception as exc:  # hostile input: any reader error is a warning
         if opened or not seekable:
-            warn(f"cannot read {what} {path}: {_reason(exc)}; the rest is not scanned")
+            warn(f"cannot read {what} {path}: {reason(exc)}; the rest is not scanned")
             return
-        warn(f"cannot open {what} {path}: {_reason(exc)}; scanned as plain bytes")
+        warn(f"cannot open {what} {path}: {reason(exc)}; scanned as plain bytes")
         raw = cast("IO[bytes]", fh)
         raw.seek(0)
         yield from iter_stream(raw.read, path)
 
 
-def _member(
+def member_chunks(
     path: str,
     stream: Source,
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
     decoded: str | None = None,
     by_line: bool = False,
 ) -> Iterator[Chunk]:
     """One member, capped; a warning when the cap cut it short."""
-    capped = _Reader(stream.read, cap=limits.max_member_bytes, budget=budget)
-    yield from _content(
+    capped = Reader(stream.read, cap=limits.max_member_bytes, budget=budget)
+    yield from content_chunks(
         path,
         capped,
         False,
@@ -374,13 +411,17 @@ def _compressed(
     fh: Source,
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
     by_line: bool,
 ) -> Iterator[Chunk]:
-    stream: gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile
+    stream: gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | IO[bytes]
     raw = cast("IO[bytes]", fh)  # only read() is used
-    if kind == "gzip":
+    if kind in ("zstd", "lz4"):
+        from kascan.sources.containers.streams import open_stream
+
+        stream = open_stream(kind, raw)
+    elif kind == "gzip":
         import gzip
 
         stream = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -395,16 +436,16 @@ def _compressed(
     with stream:
         src: Source = stream
         if by_line:  # a live stream: hand on what has been decompressed so far
-            src = _Reader(stream.read1)
-        yield from _member(path, src, depth, limits, budget, warn, kind, by_line)
+            src = Reader(getattr(stream, "read1", stream.read))
+        yield from member_chunks(path, src, depth, limits, budget, warn, kind, by_line)
 
 
-def _zip_members(
+def zip_members(
     path: str,
     fh: IO[bytes],
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
 ) -> Iterator[Chunk]:
     import stat
@@ -420,7 +461,7 @@ def _zip_members(
             if stat.S_ISLNK(info.external_attr >> 16):  # never followed
                 continue
             if budget.members_left <= 0:
-                warn(_members_warning(path, limits))
+                warn(members_warning(path, limits))
                 break
             if budget.exhausted:
                 break
@@ -428,17 +469,35 @@ def _zip_members(
             if info.flag_bits & 0x1:
                 encrypted += 1
                 continue
-            name = f"{path}!{_clean(raw_name) or '?'}"
+            name = f"{path}!{clean_name(raw_name) or '?'}"
             try:
+                if is_document_xml(raw_name) and info.file_size <= limits.max_in_memory:
+                    from kascan.sources.containers.office import document_chunks
+
+                    with zf.open(info) as member:
+                        yield from document_chunks(name, member, depth, limits, budget, warn)
+                    continue
                 with zf.open(info) as member:
-                    yield from _member(name, member, depth, limits, budget, warn)
+                    yield from member_chunks(name, member, depth, limits, budget, warn)
             except Exception as exc:  # one bad member never ends the archive
-                warn(f"cannot read {name}: {_reason(exc)}")
+                warn(f"cannot read {name}: {reason(exc)}")
         if encrypted:
             warn(f"{path}: {encrypted} encrypted member(s) not scanned")
 
 
-def _members_warning(path: str, limits: Limits) -> LimitWarning:
+_DOCUMENT_XML = (
+    "word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "word/comments.xml",
+    "xl/sharedStrings.xml", "content.xml", "styles.xml",
+)  # fmt: skip
+_DOCUMENT_DIRS = ("word/header", "word/footer", "ppt/slides/slide", "ppt/notesSlides/notesSlide")
+
+
+def is_document_xml(name: str) -> bool:
+    """An OOXML (docx, xlsx, pptx) or ODF (odt, ods, odp) part that holds a document's text."""
+    return name in _DOCUMENT_XML or (name.startswith(_DOCUMENT_DIRS) and name.endswith(".xml"))
+
+
+def members_warning(path: str, limits: Limits) -> LimitWarning:
     return LimitWarning(
         "archive-members",
         f"{path}: over {limits.max_members} members (limit); the rest not scanned",
@@ -486,7 +545,7 @@ def _tar_members(
     fh: Source,
     depth: int,
     limits: Limits,
-    budget: _Budget,
+    budget: Budget,
     warn: Warn,
 ) -> Iterator[Chunk]:
     import tarfile
@@ -496,22 +555,22 @@ def _tar_members(
         member: tarfile.TarInfo
         for member in tf:
             if budget.members_left <= 0:  # every entry counts: tarfile keeps each one in a list
-                warn(_members_warning(path, limits))
+                warn(members_warning(path, limits))
                 break
             budget.members_left -= 1
             if not member.isreg():  # symlinks, hard links, devices: never followed
                 continue
             if budget.exhausted:
                 break
-            name = f"{path}!{_clean(member.name) or '?'}"
+            name = f"{path}!{clean_name(member.name) or '?'}"
             try:
                 stream = tf.extractfile(member)
                 if stream is None:
                     continue
-                yield from _member(name, stream, depth, limits, budget, warn)
+                yield from member_chunks(name, stream, depth, limits, budget, warn)
             except Exception as exc:  # a tar is one stream: what follows is lost with it
                 warn(
-                    f"cannot read tar archive {path}: {_reason(exc)} (in {name}); "
+                    f"cannot read tar archive {path}: {reason(exc)} (in {name}); "
                     "the rest is not scanned"
                 )
                 return

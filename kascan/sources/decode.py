@@ -20,11 +20,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kascan.engine import hits as needle_hits
 from kascan.model import Chunk, Decoders
 from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX
 from kascan.stats import LimitWarning
+
+if TYPE_CHECKING:
+    from kascan.sources.archives import Limits
 
 Warn = Callable[[str], None]
 
@@ -32,6 +36,7 @@ PREFIX = BUILTIN_PREFIX.encode()
 _CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple of 4)
 # "k\0a\0…_": both byte orders contain it
 UTF16_PREFIX = bytes(b for c in PREFIX for b in (c, 0))[:-1]
+UTF32_PREFIX = bytes(b for c in PREFIX for b in (c, 0, 0, 0))[:-3]
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]*")
 _PAD_RUN = re.compile(rb"=*")
 _U16_CONTEXT = 512  # characters decoded on each side of a UTF-16 hit
@@ -70,6 +75,7 @@ class _Needle:
     lead: int  # characters of the 4-character group before ``text``
     align: int  # bytes of the 3-byte group before what is encoded
     inner: _Needle | None = None  # base64 of base64: the needle this one encodes
+    split: bool = False  # a line break inside (MIME base64 wrapped at 76 columns, PEM at 64)
 
 
 def _stable(prefix: bytes, align: int) -> tuple[bytes, int]:
@@ -91,6 +97,11 @@ def _needles(double: bool) -> tuple[_Needle, ...]:
         alt = n.text.translate(url)
         if alt != n.text:
             out.append(_Needle(alt, n.lead, n.align, n.inner))
+    # wrapped base64 (standard alphabet): a line break at every place inside a single needle
+    for n in singles:
+        for i in range(1, len(n.text)):
+            for nl in (b"\n", b"\r\n"):
+                out.append(_Needle(n.text[:i] + nl + n.text[i:], n.lead, n.align, None, True))
     return tuple(out)
 
 
@@ -136,8 +147,15 @@ def needle_texts() -> tuple[bytes, ...]:
 
 def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
     """Whether an encoded-prefix needle starts at or after ``lo``: exact, from the one pass of
-    :mod:`kascan.engine` over the chunk (``text`` is no longer needed)."""
-    return any(s >= lo for s, _i in needle_hits(data).base64)  # exact: kascan.engine
+    :mod:`kascan.engine` over the chunk (``text`` is no longer needed). Every decoder's needle
+    counts (base64, percent-encoding, escapes, hex, UTF-32, base64 of a container), so that the
+    git history's pack-order read hands their blobs on."""
+    found = needle_hits(data)
+    return (
+        any(s >= lo for s, _i in found.base64)
+        or any(s >= lo for s, _i in found.extra)
+        or any(p >= lo for p in found.utf32)
+    )
 
 
 _Hit = tuple[int, int, "_Needle"]
@@ -225,8 +243,11 @@ def _chars(seg: bytes) -> int:
     return len(seg) if seg.isascii() else len(seg.decode("utf-8", "replace"))
 
 
+LAYER = " → "  # between the layers a finding was unwrapped from: base64 → base64 → gzip
+
+
 def _label(chunk: Chunk, how: str) -> str:
-    return f"{chunk.decoded}+{how}" if chunk.decoded else how
+    return f"{chunk.decoded}{LAYER}{how}" if chunk.decoded else how
 
 
 def base64_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
@@ -257,6 +278,13 @@ def base64_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
             inner = needle.inner
             if inner is None:
                 key_at = at + needle.align
+                if needle.split or not _key_shaped(decoded[key_at:]):
+                    wrapped = _wrapped_at(data, group)
+                    if wrapped is not None:
+                        decoded, key_at = wrapped[0], wrapped[1] + needle.align
+                    elif needle.split:
+                        empty += 1
+                        continue
                 empty += not _key_shaped(decoded[key_at:])
                 yield _pinned(chunk, decoded, key_at, line, column, "base64")
                 continue
@@ -266,7 +294,7 @@ def base64_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
                 dec2, at2 = _decode_at(decoded, g2)
                 key_at = at2 + inner.align
                 empty += not _key_shaped(dec2[key_at:])
-                yield _pinned(chunk, dec2, key_at, line, column, "base64+base64")
+                yield _pinned(chunk, dec2, key_at, line, column, f"base64{LAYER}base64")
             else:
                 empty += 1
 
@@ -297,15 +325,26 @@ def _utf16_hits(data: bytes, lo: int, hi: int) -> Iterator[int]:
             yield p
 
 
+def _big_endian(data: bytes, p: int, width: int) -> bool:
+    """Whether the ASCII prefix found at ``p`` (``k`` then NULs) is big-endian text: the unit
+    before ``k`` is NUL, and little-endian would not hold a whole key (the high byte of its
+    last character is not NUL, or is missing), as in a binary plist's UTF-16BE string."""
+    if p < width - 1 or data[p - width + 1 : p] != b"\0" * (width - 1):
+        return False
+    last = p + width * (len(PREFIX) + BUILTIN_BODY_LEN) - 1
+    return last >= len(data) or data[last] != 0
+
+
 class _NewLines:
     """Encoded newlines on one byte parity before increasing offsets, counted from the
     previous offset on (one pass over a chunk, however many hits it holds)."""
 
-    __slots__ = ("count", "data", "last", "nl", "parity", "pos")
+    __slots__ = ("count", "data", "last", "nl", "parity", "pos", "width")
 
-    def __init__(self, data: bytes, nl: bytes, parity: int) -> None:
+    def __init__(self, data: bytes, nl: bytes, parity: int, width: int = 2) -> None:
         self.data = data
         self.nl = nl
+        self.width = width
         self.parity = parity
         self.pos = 0
         self.count = 0
@@ -316,7 +355,7 @@ class _NewLines:
         find = self.data.find
         q = find(self.nl, self.pos, unit)
         while q != -1:
-            if q % 2 == self.parity:
+            if q % self.width == self.parity:
                 self.count += 1
                 self.last = q
             q = find(self.nl, q + 1, unit)
@@ -338,7 +377,11 @@ def utf16_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
     for p in _utf16_hits(data, lo, hi):
         # ASCII in UTF-16 reads the same in both byte orders one byte apart: big-endian only
         # with its BOM, or for a whole file that starts with a NUL and has the hit at an odd offset
-        if bom == b"\xfe\xff" or (not bom and at_start and p % 2 and data[:1] == b"\0"):
+        if (
+            bom == b"\xfe\xff"
+            or (not bom and at_start and p % 2 and data[:1] == b"\0")
+            or (not bom and _big_endian(data, p, 2))
+        ):
             enc, unit, nl = "utf-16-be", p - 1, b"\0\n"
         else:
             enc, unit, nl = "utf-16-le", p, b"\n\0"
@@ -395,26 +438,427 @@ def _utf16_line(
     )
 
 
+_MIME_LINE = 1000  # characters of a line of wrapped base64, at most (RFC 5322: 998)
+
+
+def _wrapped_at(data: bytes, group: int) -> tuple[bytes, int] | None:
+    """Decode the lines of wrapped base64 (MIME at 76 columns, PEM at 64: every full line a
+    multiple of 4 characters) around the 4-character group at ``group``: up to two lines before
+    and three after, joined. Returns the decoded bytes and the offset in them of the group's
+    first byte, or None when the line is not such a line."""
+    lo = max(group - _MIME_LINE, 0)
+    ls = data.rfind(b"\n", lo, group) + 1
+    if ls == 0 and lo > 0:
+        return None  # a longer line: not wrapped base64 (MIME lines are at most 998)
+    if data.find(b"\n", group, group + _MIME_LINE) == -1 and group + _MIME_LINE < len(data):
+        return None
+    hit = _line_at(data, ls)
+    cs, ce, _next = hit
+    width = ce - cs
+    if width < 16 or width % 4 or (group - cs) % 4 or cs > group or not _all_b64(data, cs, ce):
+        return None
+    lines = [hit]
+    for _ in range(2):  # the lines before: full lines of the same width
+        ls = _line_start(data, lines[0][0])
+        if ls == 0:
+            break
+        prev = _line_at(data, _line_start(data, ls - 1))
+        if prev[1] - prev[0] != width or not _all_b64(data, prev[0], prev[1]):
+            break
+        lines.insert(0, prev)
+    k = hit[2]
+    for _ in range(3):  # the lines after: the last one may be shorter, and padded
+        if k >= len(data):
+            break
+        nxt = _line_at(data, k)
+        n = nxt[1] - nxt[0]
+        if n <= 0 or n > width or not _all_b64(data, nxt[0], nxt[1], pad=True):
+            break
+        lines.append(nxt)
+        k = nxt[2]
+        if n < width:
+            break
+    if len(lines) == 1:
+        return None
+    joined = b"".join(data[a:b] for a, b, _n in lines)
+    offset = sum(b - a for a, b, _n in lines[: lines.index(hit)]) + group - cs
+    return _b64decode(joined), offset // 4 * 3
+
+
+def _line_start(data: bytes, at: int) -> int:
+    """The start of the line holding ``data[at]``; a line longer than wrapped base64's is cut."""
+    lo = max(at - _MIME_LINE - 2, 0)
+    return max(data.rfind(b"\n", lo, at) + 1, lo)
+
+
+def _line_at(data: bytes, ls: int) -> tuple[int, int, int]:
+    """(start of the content after any indent, end before ``\r\n``, start of the next line)."""
+    le = data.find(b"\n", ls, ls + _MIME_LINE + 2)
+    if le == -1 and ls + _MIME_LINE + 2 < len(data):  # too long to be wrapped base64
+        return ls, ls + _MIME_LINE + 1, ls + _MIME_LINE + 1
+    nxt = len(data) if le == -1 else le + 1
+    le = len(data) if le == -1 else le
+    ce = le - 1 if le > ls and data[le - 1] == 0x0D else le
+    cs = ls
+    while cs < ce and data[cs] in b" \t":
+        cs += 1
+    return cs, ce, nxt
+
+
+def _all_b64(data: bytes, a: int, b: int, pad: bool = False) -> bool:
+    m = _B64_RUN.match(data, a, b)
+    end = m.end() if m else a
+    if pad:
+        p = _PAD_RUN.match(data, end, b)
+        end = p.end() if p else end
+    return end == b
+
+
+# --------------------------------------------------------------------------- other encodings
+#
+# percent-encoding, escapes and hex: the needle is the encoded prefix itself, so the key starts
+# where the needle does; a small window from there (and a few bytes before it, for the left
+# boundary) is decoded and the matcher confirms the key there. Base64 of a container (gzip,
+# zstd, lz4, xz, a zip; base64 of base64 of gzip in a Helm release Secret) is decoded whole and
+# opened by the archive layer, with one depth limit for every layer.
+
+
+@dataclass(frozen=True, slots=True)
+class _Extra:
+    family: str  # "percent", "escapes", "hex", "container"
+    text: bytes
+    passes: int = 1  # percent-encoding: decoded this many times (%255F is %5F encoded again)
+
+
+_EXTRAS: list[tuple[_Extra, ...]] = []
+_LABELS = {"percent": "percent-encoding", "escapes": "escapes", "hex": "hex"}
+# base64 of a container's magic: gzip, zstd (both alphabets), zip
+_CONTAINER_B64 = (b"H4sI", b"KLUv/", b"KLUv_", b"UEsDB")
+
+
+def _deeper(text: bytes, layers: int) -> tuple[bytes, ...]:
+    """The characters that base64 of ``text`` (as the start of a value) always begins with, for
+    each further layer of base64, ``layers`` of them."""
+    import base64
+
+    out = []
+    for _ in range(layers):
+        text = base64.b64encode(text)[: len(text) * 8 // 6]
+        out.append(text)
+    return tuple(out)
+
+
+# base64 of base64 ... of gzip (a Helm release is two layers), one past the depth limit so that
+# going over it is a warning, not a silent miss; of base64 of base64 of a zip
+_CONTAINER_B64B64 = (*_deeper(b"H4sI", 4), *_deeper(b"UEsDB", 1), *_deeper(b"KLUv/", 1))
+
+
+def _extras() -> tuple[_Extra, ...]:
+    if not _EXTRAS:
+        out: list[_Extra] = []
+        for u in (b"5F", b"5f"):
+            out.append(_Extra("percent", b"ka%" + u + b"live%" + u))
+            out.append(_Extra("percent", b"ka%25" + u + b"live%25" + u, 2))
+        for e in (b"\\x5f", b"\\x5F", b"\\u005f", b"\\u005F", b"\\137"):
+            out.append(_Extra("escapes", b"ka" + e + b"live" + e))
+        for e in (b"&#95;", b"&#x5f;", b"&#x5F;", b"&lowbar;"):
+            out.append(_Extra("escapes", b"ka" + e + b"live" + e))
+        for fmt in (b"\\x%02x", b"\\x%02X", b"\\u%04x", b"\\u%04X"):  # every character
+            out.append(_Extra("escapes", b"".join(fmt % c for c in PREFIX[:3])))
+        out.append(_Extra("hex", PREFIX.hex().encode()))
+        out.append(_Extra("hex", PREFIX.hex().upper().encode()))
+        for magic in (*_CONTAINER_B64, *_CONTAINER_B64B64):
+            out.append(_Extra("container", magic))
+        _EXTRAS.append(tuple(out))
+    return _EXTRAS[0]
+
+
+def extra_needle_texts() -> tuple[bytes, ...]:
+    """The other decoders' needles, in the order of :mod:`kascan.engine`'s ``Hits.extra``."""
+    return tuple(x.text for x in _extras())
+
+
+_ESCAPE = re.compile(
+    rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{1,3}|.)"
+    rb"|&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10});",
+    re.DOTALL,
+)
+_ONE_LETTER = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_WINDOW = 512  # encoded bytes decoded after a hit (a key escaped character by character fits)
+
+
+def _unescape_one(m: re.Match[bytes]) -> bytes:
+    esc, ent = m.group(1), m.group(2)
+    if esc is not None:
+        c = esc[:1]
+        if c == b"x":
+            return bytes([int(esc[1:], 16)])
+        if c == b"u":
+            return chr(int(esc[1:], 16)).encode("utf-8", "replace")
+        if c.isdigit() and c in b"01234567":
+            return bytes([int(esc, 8) & 0xFF])
+        return _ONE_LETTER.get(esc, esc)
+    if ent.startswith(b"#"):
+        n = int(ent[2:], 16) if ent[1:2] in (b"x", b"X") else int(ent[1:])
+        return chr(n).encode("utf-8", "replace") if n < 0x110000 else b"?"
+    import html
+
+    return html.unescape("&" + ent.decode("ascii") + ";").encode("utf-8", "replace")
+
+
+def _unescape(data: bytes) -> bytes:
+    return _ESCAPE.sub(_unescape_one, data)
+
+
+def _unquote(data: bytes, passes: int) -> bytes:
+    from urllib.parse import unquote_to_bytes
+
+    for _ in range(passes):
+        data = unquote_to_bytes(data)
+    return data
+
+
+def _window(x: _Extra, data: bytes, s: int) -> tuple[bytes, int] | None:
+    """The decoded bytes around the encoded prefix at ``s``, and where the prefix starts in
+    them; None when the needle is not where an encoding starts (hex at an odd digit)."""
+    before, after = data[max(s - 16, 0) : s], data[s : s + _WINDOW]
+    if x.family == "percent":
+        dec_before, dec_after = _unquote(before, x.passes), _unquote(after, x.passes)
+    elif x.family == "escapes":
+        dec_before, dec_after = _unescape(before), _unescape(after)
+    else:
+        k = s
+        while k > max(s - 4096, 0) and data[k - 1] in _HEX_DIGITS:
+            k -= 1
+        if (s - k) % 2:
+            return None
+        n = 0
+        while n < len(after) and after[n] in _HEX_DIGITS:
+            n += 1
+        dec_after = bytes.fromhex(after[: n - n % 2].decode("ascii"))
+        dec_before = bytes.fromhex(data[s - 2 : s].decode("ascii")) if s - k >= 2 else b""
+    return dec_before + dec_after, len(dec_before)
+
+
+def extra_chunks(
+    chunk: Chunk, decoders: Decoders, warn: Warn = _no_warn, limits: Limits | None = None
+) -> Iterator[Chunk]:
+    """A pinned chunk of decoded bytes for every percent-encoded, escaped or hex-encoded key
+    prefix in the chunk; the members of every base64-encoded container (when ``limits``)."""
+    data = chunk.data
+    lo, hi = chunk.fresh, len(data) - chunk.tail
+    extras = _extras()
+    on = {
+        "percent": decoders.percent,
+        "escapes": decoders.escapes,
+        "hex": decoders.hex,
+        "container": decoders.base64 and limits is not None,
+    }
+    where = _Where(chunk)
+    empty = 0
+    done_to = -1
+    value_end = [-1]  # the end of the last base64 value decoded as a container
+    for s, i in needle_hits(data).extra:
+        x = extras[i]
+        if not (lo <= s < hi and on[x.family]) or s < done_to:
+            continue
+        if x.family == "container":
+            assert limits is not None
+            if s < value_end[0]:  # inside a value already decoded: each byte decoded once
+                continue
+            line, column = where.at(s)
+            yield from _container_chunks(chunk, s, line, column, limits, warn, value_end)
+            continue
+        got = _window(x, data, s)
+        if got is None:
+            continue
+        if empty >= HIT_LIMIT:
+            warn(_hit_limit(chunk, "encoded"))
+            return
+        decoded, key_at = got
+        empty += not _key_shaped(decoded[key_at:])
+        line, column = where.at(s)
+        done_to = s + len(x.text)
+        yield _pinned(chunk, decoded, key_at, line, column, _LABELS[x.family])
+
+
+def _b64_value(data: bytes, s: int, cap: int) -> tuple[bytes | None, int]:
+    """The base64 value starting at ``s``, continued over line breaks while every line is a
+    multiple of 4 characters (MIME), and where it ends; None when it is longer than ``cap``."""
+    parts: list[bytes] = []
+    total = 0
+    j = s
+    n = len(data)
+    while True:
+        m = _B64_RUN.match(data, j, min(j + cap + 1, n))
+        e = m.end() if m else j
+        parts.append(data[j:e])
+        total += e - j
+        if total > cap:
+            return None, e
+        if (e - j) % 4 or e >= n or data[e] not in b"\r\n":
+            break
+        k = e + 1 + (data[e] == 0x0D and data[e + 1 : e + 2] == b"\n")
+        while k < n and data[k] in b" \t":
+            k += 1
+        if k >= n or data[k] not in _B64_BYTES:
+            break
+        j = k
+    return b"".join(parts), e
+
+
+_B64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+
+
+def _container_chunks(
+    chunk: Chunk, s: int, line: int, column: int, limits: Limits, warn: Warn, ends: list[int]
+) -> Iterator[Chunk]:
+    """The members of the container that the base64 value at ``s`` decodes to (through any
+    layers of base64), pinned to where the value starts, each layer named in ``decoded``;
+    ``ends[0]`` is set to where the value ends (a hit inside it is not decoded again)."""
+    from dataclasses import replace
+
+    from kascan.sources.archives import expand, sniff
+
+    data = chunk.data
+    if s > 0 and data[s - 1] in _B64_BYTES:  # not where a value starts
+        return
+    cap = limits.max_in_memory
+    text, ends[0] = _b64_value(data, s, cap * 4 // 3)
+    if text is None:
+        warn(
+            LimitWarning(
+                "decoded-bytes",
+                f"{chunk.path}:{line}: a base64 value over {cap >> 20} MiB decoded (limit): "
+                "not opened",
+            )
+        )
+        return
+    layers = ["base64"]
+    raw = _b64decode(text)
+    while raw.startswith(_CONTAINER_B64 + _CONTAINER_B64B64):
+        if len(layers) >= limits.max_depth:
+            warn(
+                LimitWarning(
+                    "archive-depth",
+                    f"{chunk.path}:{line}: base64 nested more than {limits.max_depth} deep: "
+                    "not opened (limit)",
+                )
+            )
+            return
+        layers.append("base64")
+        raw = _b64decode(b"".join(raw.split()))
+    kind = sniff(raw[:512])
+    if kind is None:
+        return
+    label = LAYER.join(layers)
+    if chunk.decoded:
+        label = chunk.decoded + LAYER + label
+    for member in expand(chunk.path, raw, limits, warn, depth=len(layers)):
+        inner = [member.decoded] if member.decoded and member.decoded != kind else []
+        yield replace(
+            member,
+            line=line,
+            column=column,
+            pinned=True,
+            decoded=LAYER.join([label, kind, *inner]),
+            commit=chunk.commit,
+            repo=chunk.repo,
+            origin=chunk.origin,
+        )
+
+
+# --------------------------------------------------------------------------- UTF-32
+
+
+def utf32_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
+    """A chunk of the decoded line around every UTF-32 ``ka_live_`` (LE or BE, BOM or not)."""
+    data = chunk.data
+    lo, hi = chunk.fresh, len(data) - chunk.tail
+    at_start = chunk.line == 1 and chunk.column == 0 and chunk.fresh == 0
+    bom = 4 if at_start and data[:4] in (b"\xff\xfe\0\0", b"\0\0\xfe\xff") else 0
+    lines: dict[tuple[bytes, int], _NewLines] = {}
+    empty = 0
+    for p in needle_hits(data).utf32:
+        if not lo <= p <= hi - len(UTF32_PREFIX):
+            continue
+        be_file = data[:4] == b"\0\0\xfe\xff" or (not bom and data[:3] == b"\0\0\0")
+        if _big_endian(data, p, 4) or (at_start and be_file and p % 4 == 3):
+            enc, unit, nl = "utf-32-be", p - 3, b"\0\0\0\n"
+        else:
+            enc, unit, nl = "utf-32-le", p, b"\n\0\0\0"
+        if empty >= HIT_LIMIT:
+            warn(_hit_limit(chunk, "UTF-32"))
+            return
+        tracker = lines.get((nl, unit % 4))
+        if tracker is None:
+            tracker = lines[nl, unit % 4] = _NewLines(data, nl, unit % 4, 4)
+        tracker.before(unit)
+        if tracker.last == -1:
+            line, column0 = chunk.line, chunk.column
+            line_start = bom if at_start else unit % 4
+        else:
+            line, column0, line_start = chunk.line + tracker.count, 0, tracker.last + 4
+        win_lo = max(line_start, unit - 4 * _U16_CONTEXT)
+        win_lo += (unit - win_lo) % 4
+        text = data[win_lo:unit].decode(enc, "replace")
+        after = data[unit : unit + 4 * _U16_CONTEXT]
+        after = after[: len(after) - len(after) % 4]
+        before = len(text.encode("utf-8"))
+        text += after.decode(enc, "replace").partition("\n")[0]
+        out = text.encode("utf-8")
+        empty += not _key_shaped(out[before:])
+        yield Chunk(
+            chunk.path,
+            out,
+            line,
+            column0 + (win_lo - line_start) // 4,
+            fresh=before,
+            tail=max(len(out) - before - 1, 0),
+            commit=chunk.commit,
+            repo=chunk.repo,
+            decoded=_label(chunk, enc[:6] + enc[7:]),
+            origin=chunk.origin,
+        )
+
+
 def decode_chunks(
     chunks: Iterable[Chunk], decoders: Decoders, warn: Warn | None = None
 ) -> Iterator[Chunk]:
     """Every chunk, each followed by the decoded chunks of what it hides; ``warn`` hears of a
-    chunk whose hits were more than :data:`HIT_LIMIT` (the scan is then incomplete)."""
+    chunk whose hits were more than :data:`HIT_LIMIT` (the scan is then incomplete).
+
+    Every decoder is gated on the engine's one pass over the chunk: a chunk without a needle
+    hit costs nothing more."""
     warn = warn or _no_warn
-    b64, u16 = decoders.base64, decoders.utf16
-    if not (b64 or u16):
+    if not decoders.decoding:
         yield from chunks
         return
+    b64, u16, u32 = decoders.base64, decoders.utf16, decoders.utf32
+    other = decoders.percent or decoders.escapes or decoders.hex or b64
+    limits: Limits | None = None
+    if decoders.archives and b64:
+        from kascan.sources.archives import DEFAULT_LIMITS
+
+        limits = DEFAULT_LIMITS
     for chunk in chunks:
         yield chunk
         if chunk.pinned:
             continue
         data = chunk.data
+        found = needle_hits(data)
+        if not found:
+            continue
         # UTF-16 text and binaries have NULs from their first bytes on, plain text never
         binary = data.find(b"\0", 0, SNIFF_NUL) != -1 or (
             len(data) > SNIFF_NUL and chunk.fresh > 0 and b"\0" in data
         )
-        if b64 and might_hide_base64(data, chunk.fresh, not binary):
+        if b64 and any(s >= chunk.fresh for s, _i in found.base64):
             yield from base64_chunks(chunk, warn)
-        if u16 and binary:
+        if other and found.extra:
+            yield from extra_chunks(chunk, decoders, warn, limits)
+        if binary and u16 and found.utf16:
             yield from utf16_chunks(chunk, warn)
+        if u32 and found.utf32:
+            yield from utf32_chunks(chunk, warn)

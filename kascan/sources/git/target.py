@@ -229,23 +229,20 @@ def open_target(
 
 def may_hide(decoders: Decoders) -> Callable[[bytes], bool] | None:
     """Whether a whole blob without the key's prefix may still hide a key that the unwrap stage
-    finds: the first, cheap test of each layer (an archive's magic bytes, an encoded prefix for
-    base64, NULs and the UTF-16 prefix). The pack-order read hands on only such blobs, and blobs
-    with the prefix; every other one would give no candidate."""
-    if not (decoders.archives or decoders.base64 or decoders.utf16):
+    finds: an archive's magic bytes, or any decoder's needle in the engine's one pass over it
+    (base64, UTF-16/32, percent, escapes, hex). The pack-order read hands on only such blobs,
+    and blobs with the prefix; every other one would give no candidate."""
+    if not (decoders.archives or decoders.decoding):
         return None
+    from kascan.engine import hits
     from kascan.sources.archives import sniff
-    from kascan.sources.decode import SNIFF_NUL, UTF16_PREFIX, might_hide_base64
 
-    archives, base64, utf16 = decoders.archives, decoders.base64, decoders.utf16
+    archives, decoding = decoders.archives, decoders.decoding
 
     def hides(data: bytes) -> bool:
         if archives and sniff(data[:512]) is not None:
             return True
-        binary = data.find(b"\0", 0, SNIFF_NUL) != -1
-        if base64 and might_hide_base64(data, 0, not binary):
-            return True
-        return utf16 and binary and UTF16_PREFIX in data
+        return decoding and bool(hits(data))
 
     return hides
 
