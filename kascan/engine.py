@@ -93,7 +93,7 @@ _B64: list[tuple[bytes, ...]] = []
 def base64_needles() -> tuple[bytes, ...]:
     """decode's base64 needles, in its order (index ``i`` of a ``Hits.base64`` entry)."""
     if not _B64:
-        from kascan.sources.decode import needle_texts
+        from kascan.sources.needles import needle_texts
 
         _B64.append(needle_texts())
     return _B64[0]
@@ -105,7 +105,7 @@ _EXTRA: list[tuple[bytes, ...]] = []
 def extra_needles() -> tuple[bytes, ...]:
     """decode's other needles (index ``i`` of a ``Hits.extra`` entry)."""
     if not _EXTRA:
-        from kascan.sources.decode import extra_needle_texts
+        from kascan.sources.needles import extra_needle_texts
 
         _EXTRA.append(extra_needle_texts())
     return _EXTRA[0]

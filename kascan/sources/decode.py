@@ -19,12 +19,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kascan.engine import hits as needle_hits
 from kascan.model import Chunk, Decoders
 from kascan.rules import BUILTIN_BODY_LEN, BUILTIN_PREFIX
+from kascan.sources.needles import (
+    CONTAINER_B64,
+    CONTAINER_B64B64,
+    LABELS,
+    Extra,
+    Needle,
+    all_extras,
+    plan,
+)
 from kascan.stats import LimitWarning
 
 if TYPE_CHECKING:
@@ -69,80 +77,8 @@ def _hit_limit(chunk: Chunk, what: str) -> LimitWarning:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Needle:
-    text: bytes  # characters of the encoding that depend on the prefix only
-    lead: int  # characters of the 4-character group before ``text``
-    align: int  # bytes of the 3-byte group before what is encoded
-    inner: _Needle | None = None  # base64 of base64: the needle this one encodes
-    split: bool = False  # a line break inside (MIME base64 wrapped at 76 columns, PEM at 64)
-
-
-def _stable(prefix: bytes, align: int) -> tuple[bytes, int]:
-    import base64
-
-    enc = base64.b64encode(b"\0" * align + prefix)
-    first = -(-8 * align // 6)  # first character made only of prefix bits
-    end = (8 * align + 8 * len(prefix)) // 6
-    return enc[first:end], first
-
-
-def _needles(double: bool) -> tuple[_Needle, ...]:
-    singles = [_Needle(*_stable(PREFIX, a), a) for a in range(3)]
-    out = list(singles)
-    if double:
-        out += [_Needle(*_stable(n.text, a), a, n) for n in singles for a in range(3)]
-    url = bytes.maketrans(b"+/", b"-_")
-    for n in list(out):
-        alt = n.text.translate(url)
-        if alt != n.text:
-            out.append(_Needle(alt, n.lead, n.align, n.inner))
-    # wrapped base64 (standard alphabet): a line break at every place inside a single needle
-    for n in singles:
-        for i in range(1, len(n.text)):
-            for nl in (b"\n", b"\r\n"):
-                out.append(_Needle(n.text[:i] + nl + n.text[i:], n.lead, n.align, None, True))
-    return tuple(out)
-
-
-Anchors = dict[int, tuple[tuple[int, _Needle], ...]]  # byte before the anchor -> (offset, needle)
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    needles: tuple[_Needle, ...]
-    by_v: Anchors  # every needle with a V past its first character
-    by_w: Anchors  # the others (some base64-of-base64 alignments) all have a W
-
-
-_PLAN: list[_Plan] = []
 SNIFF_NUL = 8192  # a chunk with no NUL in its first bytes is text (later chunks: anywhere)
 _SMALL = 4096  # text chunks this small are also searched for the needles without a V
-
-
-def _anchors(needles: Iterable[_Needle], anchor: bytes) -> Anchors:
-    out: dict[int, list[tuple[int, _Needle]]] = {}
-    for n in needles:
-        k = n.text.find(anchor, 1)
-        while k != -1:
-            out.setdefault(n.text[k - 1], []).append((k, n))
-            k = n.text.find(anchor, k + 1)
-    return {c: tuple(v) for c, v in out.items()}
-
-
-def _plan() -> _Plan:
-    if not _PLAN:
-        needles = _needles(True)
-        rest = [n for n in needles if n.text.find(b"V", 1) == -1]
-        if any(n.text.find(b"W", 1) == -1 for n in rest):  # pragma: no cover - fixed prefix
-            raise AssertionError("a base64 needle has neither V nor W")
-        _PLAN.append(_Plan(needles, _anchors(needles, b"V"), _anchors(rest, b"W")))
-    return _PLAN[0]
-
-
-def needle_texts() -> tuple[bytes, ...]:
-    """The base64 needles' bytes, in the order of :mod:`kascan.engine`'s ``Hits.base64`` index."""
-    return tuple(n.text for n in _plan().needles)
 
 
 def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
@@ -158,14 +94,14 @@ def might_hide_base64(data: bytes, lo: int = 0, text: bool = True) -> bool:
     )
 
 
-_Hit = tuple[int, int, "_Needle"]
+_Hit = tuple[int, int, "Needle"]
 
 
 def _find_needles(data: bytes, lo: int, hi: int, most: int) -> tuple[list[_Hit], bool]:
     """(group, start, needle) for the first ``most`` needles starting in [lo, hi], in the order
     of the 4-character groups they sit in, and whether more were left for a later call. Every
     needle is found in the one pass of :mod:`kascan.engine` over the chunk."""
-    needles = _plan().needles
+    needles = plan().needles
     hits = [
         (s - needles[i].lead, s, needles[i]) for s, i in needle_hits(data).base64 if lo <= s <= hi
     ]
@@ -523,61 +459,6 @@ def _all_b64(data: bytes, a: int, b: int, pad: bool = False) -> bool:
 # opened by the archive layer, with one depth limit for every layer.
 
 
-@dataclass(frozen=True, slots=True)
-class _Extra:
-    family: str  # "percent", "escapes", "hex", "container"
-    text: bytes
-    passes: int = 1  # percent-encoding: decoded this many times (%255F is %5F encoded again)
-
-
-_EXTRAS: list[tuple[_Extra, ...]] = []
-_LABELS = {"percent": "percent-encoding", "escapes": "escapes", "hex": "hex"}
-# base64 of a container's magic: gzip, zstd (both alphabets), zip
-_CONTAINER_B64 = (b"H4sI", b"KLUv/", b"KLUv_", b"UEsDB")
-
-
-def _deeper(text: bytes, layers: int) -> tuple[bytes, ...]:
-    """The characters that base64 of ``text`` (as the start of a value) always begins with, for
-    each further layer of base64, ``layers`` of them."""
-    import base64
-
-    out = []
-    for _ in range(layers):
-        text = base64.b64encode(text)[: len(text) * 8 // 6]
-        out.append(text)
-    return tuple(out)
-
-
-# base64 of base64 ... of gzip (a Helm release is two layers), one past the depth limit so that
-# going over it is a warning, not a silent miss; of base64 of base64 of a zip
-_CONTAINER_B64B64 = (*_deeper(b"H4sI", 4), *_deeper(b"UEsDB", 1), *_deeper(b"KLUv/", 1))
-
-
-def _extras() -> tuple[_Extra, ...]:
-    if not _EXTRAS:
-        out: list[_Extra] = []
-        for u in (b"5F", b"5f"):
-            out.append(_Extra("percent", b"ka%" + u + b"live%" + u))
-            out.append(_Extra("percent", b"ka%25" + u + b"live%25" + u, 2))
-        for e in (b"\\x5f", b"\\x5F", b"\\u005f", b"\\u005F", b"\\137"):
-            out.append(_Extra("escapes", b"ka" + e + b"live" + e))
-        for e in (b"&#95;", b"&#x5f;", b"&#x5F;", b"&lowbar;"):
-            out.append(_Extra("escapes", b"ka" + e + b"live" + e))
-        for fmt in (b"\\x%02x", b"\\x%02X", b"\\u%04x", b"\\u%04X"):  # every character
-            out.append(_Extra("escapes", b"".join(fmt % c for c in PREFIX[:3])))
-        out.append(_Extra("hex", PREFIX.hex().encode()))
-        out.append(_Extra("hex", PREFIX.hex().upper().encode()))
-        for magic in (*_CONTAINER_B64, *_CONTAINER_B64B64):
-            out.append(_Extra("container", magic))
-        _EXTRAS.append(tuple(out))
-    return _EXTRAS[0]
-
-
-def extra_needle_texts() -> tuple[bytes, ...]:
-    """The other decoders' needles, in the order of :mod:`kascan.engine`'s ``Hits.extra``."""
-    return tuple(x.text for x in _extras())
-
-
 _ESCAPE = re.compile(
     rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{1,3}|.)"
     rb"|&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10});",
@@ -619,7 +500,7 @@ def _unquote(data: bytes, passes: int) -> bytes:
     return data
 
 
-def _window(x: _Extra, data: bytes, s: int) -> tuple[bytes, int] | None:
+def _window(x: Extra, data: bytes, s: int) -> tuple[bytes, int] | None:
     """The decoded bytes around the encoded prefix at ``s``, and where the prefix starts in
     them; None when the needle is not where an encoding starts (hex at an odd digit)."""
     before, after = data[max(s - 16, 0) : s], data[s : s + _WINDOW]
@@ -648,7 +529,7 @@ def extra_chunks(
     prefix in the chunk; the members of every base64-encoded container (when ``limits``)."""
     data = chunk.data
     lo, hi = chunk.fresh, len(data) - chunk.tail
-    extras = _extras()
+    extras = all_extras()
     on = {
         "percent": decoders.percent,
         "escapes": decoders.escapes,
@@ -680,7 +561,7 @@ def extra_chunks(
         empty += not _key_shaped(decoded[key_at:])
         line, column = where.at(s)
         done_to = s + len(x.text)
-        yield _pinned(chunk, decoded, key_at, line, column, _LABELS[x.family])
+        yield _pinned(chunk, decoded, key_at, line, column, LABELS[x.family])
 
 
 def _b64_value(data: bytes, s: int, cap: int) -> tuple[bytes | None, int]:
@@ -737,7 +618,7 @@ def _container_chunks(
         return
     layers = ["base64"]
     raw = _b64decode(text)
-    while raw.startswith(_CONTAINER_B64 + _CONTAINER_B64B64):
+    while raw.startswith(CONTAINER_B64 + CONTAINER_B64B64):
         if len(layers) >= limits.max_depth:
             warn(
                 LimitWarning(
