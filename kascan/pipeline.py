@@ -38,8 +38,8 @@ from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.fleet import StateStore
+    from kascan.progress import TreeProgress
     from kascan.report import RepoSummary
-    from kascan.reporter import TreeProgress
     from kascan.rules import RuleSet
     from kascan.sources.base import FileRef
 
@@ -239,7 +239,7 @@ def run(
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
     progress: TreeProgress | None = None
     if any(isinstance(s, TreeSource) for s in sources) and _progress_wanted(opts):
-        from kascan.reporter import TreeProgress
+        from kascan.progress import TreeProgress
 
         progress = TreeProgress(stats)
         reporter.progress = progress

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from kascan.options import RunOptions
 from kascan.output import escape
 from kascan.report import ReportContext, RepoSummary
 from kascan.stats import ScanStats
+
+if TYPE_CHECKING:
+    from kascan.progress import TreeProgress
 
 
 class Reporter:
@@ -105,37 +109,3 @@ class Reporter:
                 click.echo(format_finding(f, ctx), err=True)
 
         write_report(path, lambda fh: render(self.findings, fh, ctx), ctx.show_secrets, lost)
-
-
-class TreeProgress:
-    """``kascan: scanning: N files, SIZE, RATE/s`` on one stderr line, at most ten times a
-    second; only on a terminal and never with ``-q`` (the caller decides)."""
-
-    def __init__(self, stats: ScanStats) -> None:
-        self.stats = stats
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.1:
-            return
-        self.last = now
-        from kascan.stats import human_bytes
-
-        s = self.stats
-        rate = s.bytes / max(now - self.start, 1e-6)
-        sys.stderr.write(
-            f"\r\x1b[Kkascan: scanning: {s.files} file{'' if s.files == 1 else 's'}, "
-            f"{human_bytes(s.bytes)}, "
-            f"{human_bytes(int(rate))}/s"
-        )
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self.shown = False

@@ -3,7 +3,6 @@ change, a range of commits; the repository itself is treated as hostile (:mod:`.
 
     process.py   the one git child environment, safe settings, spawning and reaping
     repo.py      finding or cloning a repository, revisions
-    progress.py  the terminal progress line
     blobstream.py  every blob of the object database in pack order
     history.py   History: the blobs, then the attribution walk (paths and introducing commits)
     patch.py     the lines (and binary objects) a change adds: staged, a range, a push

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
 from kascan.model import Candidate, Chunk, Commit, scrub
+from kascan.progress import Progress
 from kascan.sources.git.process import (
     LFS_POINTER,
     GitRepo,
@@ -23,7 +24,6 @@ from kascan.sources.git.process import (
     popen,
     run_git,
 )
-from kascan.sources.git.progress import Progress
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
 

@@ -322,8 +322,8 @@ class HistorySource(Source):
         self._parts: list[tuple[History, str]] = []
 
     def _history(self, repo: GitRepo, run: Run, prefix: str, modules: bool) -> History:
+        from kascan.progress import Progress
         from kascan.sources.git.history import History
-        from kascan.sources.git.progress import Progress
 
         t = self.target
         excluded = excluder(t.exclude, run.warn)
