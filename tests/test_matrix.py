@@ -39,11 +39,11 @@ from tests.test_verify import Api, make_api  # noqa: F401  (make_api: the loopba
 
 PATCH = ("staged", "range", "pre_push", "action_push", "action_pr")  # sources of added lines
 NO_COMMITS = ("tree", "file", "stdin", "staged")
-HISTORY_SWEEPS = ("history", "sweep_paths", "sweep_urls", "merge")  # merge: of sweep shards
+HISTORY_SWEEPS = ("history", "bundle", "sweep_paths", "sweep_urls", "merge")  # merge: of shards
 SWEEPS = ("sweep_paths", "sweep_urls", "merge")
 ACTIONS = ("action_push", "action_pr")
 ALL_SOURCES = (
-    "tree", "file", "stdin", "history", "staged", "range", "pre_push",
+    "tree", "file", "stdin", "history", "bundle", "staged", "range", "pre_push",
     "sweep_paths", "sweep_urls", "merge", "action_push", "action_pr",
 )  # fmt: skip
 
@@ -640,6 +640,25 @@ def _git_history(m: Matrix, ask: Ask) -> Outcome:
     return Outcome(r, _report(ask, r), None)
 
 
+_BUNDLES: dict[Path, Path] = {}
+
+
+def _git_bundle(m: Matrix, ask: Ask) -> Outcome:
+    """The same history carried in a git bundle file (``git bundle create --all``)."""
+    b = m.repo(ask.layout)
+    bundle = _BUNDLES.get(b.path)
+    if bundle is None:
+        bundle = b.path.parent / f"{b.path.name}.bundle"
+        subprocess.run(
+            ["git", "-C", str(b.path), "bundle", "create", str(bundle), "--all"],
+            capture_output=True,
+            check=True,
+        )
+        _BUNDLES[b.path] = bundle
+    r = cli(m, "git", bundle, *ask.opts.args(), *ask.report_args(), cwd=ask.cell)
+    return Outcome(r, _report(ask, r), None)
+
+
 def _git_staged(m: Matrix, ask: Ask) -> Outcome:
     top = m.staged(ask.layout)
     r = cli(m, "git", "--staged", *ask.opts.args(), *ask.report_args(), cwd=top)
@@ -765,6 +784,7 @@ SOURCES: dict[str, Source] = {
     "file": Source(_scan_file, main_only=True),
     "stdin": Source(_scan_stdin, main_only=True),
     "history": Source(_git_history, commits=True),
+    "bundle": Source(_git_bundle, commits=True),
     "staged": Source(_git_staged),
     "range": Source(_git_range, commits=True),
     "pre_push": Source(_git_pre_push, commits=True),

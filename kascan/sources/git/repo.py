@@ -66,6 +66,16 @@ def is_url(arg: str) -> bool:
     return bool(sep) and "/" not in head and len(head) > 1
 
 
+def is_bundle(arg: str) -> bool:
+    """A git bundle file (``git bundle create``): scanned as the history it carries."""
+    try:
+        with open(arg, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return head.startswith((b"# v2 git bundle\n", b"# v3 git bundle\n"))
+
+
 _SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh://", "ssh+git://")
 
 

@@ -201,7 +201,10 @@ def open_target(
     checked before anything is scanned."""
     from kascan.sources.git import repo as r
 
-    if r.is_url(arg):
+    bundle = os.path.isfile(arg) and r.is_bundle(arg)
+    if bundle and (mode.staged or mode.pre_push):
+        raise KascanError(f"{arg} is a git bundle: it has history, not a staged change or a push")
+    if r.is_url(arg) or bundle:
         import shutil
         import tempfile
 
