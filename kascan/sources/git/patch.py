@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING
 
 from kascan.model import Candidate, Chunk, Commit, scrub
-from kascan.sources.git.history import Blob, iter_blobs
+from kascan.sources.git.blobs import Blob, iter_blobs
 from kascan.sources.git.process import GitRepo, finish, kill, popen, run_git
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
