@@ -357,21 +357,8 @@ def _utf16_line(
     text += after.partition("\n")[0]
     out = text.encode("utf-8")
     key_shaped = _key_shaped(out[before : before + len(PREFIX) + BUILTIN_BODY_LEN])
-    return (
-        Chunk(
-            chunk.path,
-            out,
-            line,
-            column0 + (win_lo - line_start) // 2,
-            fresh=before,
-            tail=max(len(out) - before - 1, 0),
-            commit=chunk.commit,
-            repo=chunk.repo,
-            decoded=_label(chunk, enc[:6] + enc[7:]),
-            origin=chunk.origin,
-        ),
-        key_shaped,
-    )
+    column = column0 + (win_lo - line_start) // 2
+    return _decoded_line(chunk, out, line, column, before, enc), key_shaped
 
 
 _MIME_LINE = 1000  # characters of a line of wrapped base64, at most (RFC 5322: 998)
@@ -690,18 +677,23 @@ def utf32_chunks(chunk: Chunk, warn: Warn = _no_warn) -> Iterator[Chunk]:
         text += after.decode(enc, "replace").partition("\n")[0]
         out = text.encode("utf-8")
         empty += not _key_shaped(out[before:])
-        yield Chunk(
-            chunk.path,
-            out,
-            line,
-            column0 + (win_lo - line_start) // 4,
-            fresh=before,
-            tail=max(len(out) - before - 1, 0),
-            commit=chunk.commit,
-            repo=chunk.repo,
-            decoded=_label(chunk, enc[:6] + enc[7:]),
-            origin=chunk.origin,
-        )
+        yield _decoded_line(chunk, out, line, column0 + (win_lo - line_start) // 4, before, enc)
+
+
+def _decoded_line(chunk: Chunk, out: bytes, line: int, column: int, before: int, enc: str) -> Chunk:
+    """The decoded line around a UTF-16/UTF-32 hit as a chunk: matches start at ``before``."""
+    return Chunk(
+        chunk.path,
+        out,
+        line,
+        column,
+        fresh=before,
+        tail=max(len(out) - before - 1, 0),
+        commit=chunk.commit,
+        repo=chunk.repo,
+        decoded=_label(chunk, enc[:6] + enc[7:]),
+        origin=chunk.origin,
+    )
 
 
 def decode_chunks(

@@ -252,34 +252,18 @@ class _Capped:
         return block
 
 
-class _Member:
+class _Member(_Capped):
     """A tar member, capped per member like an archive member; never seekable."""
 
-    def __init__(self, src: Readable, cap: int) -> None:
-        self._src = src
-        self._cap = cap
-        self.count = 0
-        self.truncated = False
-
-    def readable(self) -> bool:
-        return True
+    @property
+    def truncated(self) -> bool:
+        return self.over
 
     def seekable(self) -> bool:
         return False
 
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = 1 << 20
-        left = self._cap - self.count
-        if left <= 0:
-            if self._src.read(1):
-                self.truncated = True
-            return b""
-        block = self._src.read(min(n, left))
-        self.count += len(block)
-        return block
-
-    read1 = read
+    def read1(self, n: int = -1) -> bytes:
+        return self.read(n)
 
     def close(self) -> None:
         pass
