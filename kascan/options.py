@@ -136,7 +136,7 @@ def _report_params(merge: bool) -> list[Callable[[F], F]]:
             metavar="PREFIX",
             default="",
             help="Prepend PREFIX to paths in SARIF and GitHub annotations, so they are relative "
-            "to the repository root when a subdirectory is scanned.",
+            "to the repository root when kascan runs in a subdirectory of it.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress."),
         click.option(

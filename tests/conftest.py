@@ -100,6 +100,36 @@ def env(home: Path) -> dict[str, str]:
     return clean_env(home)
 
 
+class _Inside:
+    def __init__(self, d: Path) -> None:
+        self.dir = d
+
+
+def from_inside(
+    args: tuple[str | os.PathLike[str], ...], cwd: Path | None
+) -> tuple[tuple[str | os.PathLike[str], ...], Path | None]:
+    """The arguments and working directory a test's ``scan`` runs with (see _from_inside)."""
+    if (args[:1] == ("scan",) or args[:2] == ("baseline", "update")) and cwd is None:
+        moved = _from_inside(args)
+        if moved and isinstance(moved[-1], _Inside):
+            return moved[:-1], moved[-1].dir  # type: ignore[return-value]
+    return args, cwd
+
+
+def _from_inside(args: tuple[object, ...]) -> tuple[object, ...]:
+    """``scan DIR`` of one absolute directory (a test's ``tmp_path``) runs as a user does, from
+    inside it: ``cd DIR && kascan scan .``, so findings read ``config.json``, not the
+    directory's absolute path (kascan prints paths as they were named; tests/test_paths.py
+    covers the other spellings)."""
+    dirs = [i for i, a in enumerate(args) if isinstance(a, Path) and a.is_absolute() and a.is_dir()]
+    if len(dirs) != 1:
+        return args
+    i = dirs[0]
+    d = args[i]
+    assert isinstance(d, Path)
+    return (*args[:i], ".", *args[i + 1 :], _Inside(d))
+
+
 @pytest.fixture
 def run_cli(env: dict[str, str]) -> Callable[..., Result]:
     """``run_cli("scan", path, cwd=..., input=...)``: the real CLI in a subprocess."""
@@ -114,6 +144,7 @@ def run_cli(env: dict[str, str]) -> Callable[..., Result]:
         e = dict(env)
         if extra_env:
             e.update(extra_env)
+        args, cwd = from_inside(args, cwd)
         proc = subprocess.run(
             [sys.executable, "-m", "kascan", *map(str, args)],
             cwd=cwd,

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PREFIX, GitRepo, make_key, write_files
+from tests.conftest import PREFIX, GitRepo, from_inside, make_key, write_files
 from tests.sarif_util import assert_valid_sarif, results, unescape_command
 
 FORMATS = ("text", "json", "sarif", "github", "keys")
@@ -73,6 +73,7 @@ def kascan(env: dict[str, str]) -> Kascan:
     ) -> Raw:
         e = {k: v for k, v in env.items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
         e.update(extra_env or {})
+        args, cwd = from_inside(args, cwd)
         proc = subprocess.run(
             [sys.executable, "-m", "kascan", *map(os.fsdecode, args)],
             cwd=cwd,

@@ -201,16 +201,17 @@ def test_show_secrets_never_reaches_sarif(run_cli: RunCli, tmp_path: Path, key: 
 def test_category_path_prefix_and_extension(run_cli: RunCli, tmp_path: Path, key: str) -> None:
     write_files(tmp_path, {"sub/dir/c.txt": f"{key}\n"})
     out = tmp_path / "report.sarif"  # the extension picks the format
+    # run from inside a subdirectory of the repository: the prefix makes paths repository-relative
     res = run_cli(
         "scan",
-        "sub",
+        "dir",
         "-o",
         str(out),
         "--sarif-category",
         "kascan/pr",
         "--path-prefix",
         "sub",
-        cwd=tmp_path,
+        cwd=tmp_path / "sub",
     )
     assert res.returncode == 1, res.stderr
     doc = json.loads(out.read_text())
