@@ -408,8 +408,10 @@ def _decompressed(raw: _Raw) -> Readable:
         import gzip
 
         return gzip.GzipFile(fileobj=cast("IO[bytes]", src), mode="rb")
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise KascanError("zstd-compressed layer: not supported yet")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):  # tar+zstd (skopeo, buildah, docker --compression)
+        from kascan.sources.containers.streams import open_stream
+
+        return open_stream("zstd", cast("IO[bytes]", src))
     if head.startswith(b"\xfd7zXZ\x00"):
         import lzma
 
