@@ -1,16 +1,30 @@
-"""SARIF 2.1.0 for GitHub code scanning: one run, one rule per rule id used, no key body ever.
+"""SARIF 2.1.0 for GitHub code scanning: one run, one rule per rule id used, one result per key
+and repository, no key body ever.
 
 - ``artifactLocation.uri`` is relative to the repository root (``uriBaseId`` ``%SRCROOT%``); an
   archive member is reported at the archive, the member named in the message and properties.
-  A key in a commit's or a tag's message or identity (no file) has a ``logicalLocation`` whose
+  A path outside the working directory (absolute, ``../``) is an absolute ``file://`` URI
+  without ``uriBaseId`` (code scanning makes one under the checkout relative again).
+- One result per key (and rule) in each repository: its location is the key's first file in
+  report order; every other file it is in is a ``relatedLocation`` (up to 99: code scanning keeps
+  100 locations of a result), linked from the message, which says how many places there are.
+- A key in a commit's or a tag's message or identity (no file) has a ``logicalLocation`` whose
   ``fullyQualifiedName`` is ``commit 1a2b3c4d5e6f message``, the line and column in its message
-  and in the properties ``gitObjectLine``/``gitObjectColumn``.
+  and in the properties ``gitObjectLine``/``gitObjectColumn``; that is the result's location only
+  when the key is in no file, else the place is named in the message and in
+  ``gitObjectLocations`` (a related location needs a file).
 - ``partialFingerprints.primaryLocationLineHash`` is derived from the rule id and the key's
   fingerprint, not from the line: the same key stays one alert when it moves, when the file is
   renamed or deleted, and when it is found again in history.
+- Over several repositories (a sweep, ``kascan git A B``, ``merge`` of sweep reports) it is still
+  one run (code scanning rejects a file of more than 20 runs, and ignores ``uriBaseId``): each
+  repository's files are under its canonical name (``github.com/acme/billing/cm.yaml``),
+  ``versionControlProvenance`` maps each repository to that directory, and the repository is
+  part of the fingerprint, so the same key in two repositories is two alerts.
 - The key body is never written, even with ``--show-secrets``: a SARIF file is made to be
   uploaded, and an upload must not spread the secret further. Names, rule ids and descriptions,
-  notes and the category are scrubbed too (a key in a file name is redacted).
+  notes and the category are scrubbed too (a key in a file name is redacted); in a message with
+  links, ``[``, ``]`` and ``\\`` of names are escaped, so a name cannot forge a link.
 - A name that is not UTF-8 is percent-encoded byte by byte in the URI (``caf%FF.txt``) and shown
   with ``\\xNN`` in texts and properties: the log is valid UTF-8 whatever the names are.
 """
