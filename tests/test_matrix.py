@@ -32,7 +32,13 @@ import pytest
 
 from tests import matrix_util as mu
 from tests.conftest import PREFIX, ROOT, GitRepo, Result, clean_env, make_key
-from tests.sarif_util import assert_valid_sarif, location, results, unescape_command
+from tests.sarif_util import (
+    assert_valid_sarif,
+    every_location,
+    location,
+    results,
+    unescape_command,
+)
 from tests.test_verify import Api, make_api  # noqa: F401  (make_api: the loopback API fixture)
 
 # --- the cells that fail today, by cause: when a cell XPASSes, take it out of its bug's list ---
@@ -325,6 +331,15 @@ def _commit_message(rng: random.Random) -> mu.Layout:
     )
 
 
+def _same_key(rng: random.Random) -> mu.Layout:
+    """Issue 17: one key on two lines, another once; SARIF has one result per key."""
+    a, b = _keys(rng, 2)
+    return _app(
+        [("API_KEY", a), ("OTHER_KEY", b), ("API_KEY_AGAIN", a)],
+        [(1, a, "unchecked", None), (2, b, "unchecked", None), (3, a, "unchecked", None)],
+    )
+
+
 LAYOUTS: dict[str, Builder] = {
     "zip": _zip,
     "wheel_jar": _wheel_jar,
@@ -359,6 +374,7 @@ LAYOUTS: dict[str, Builder] = {
     "inline_allow": _inline_allow,
     "baseline": _baseline,
     "commit_message": _commit_message,
+    "same_key": _same_key,
 }
 
 
@@ -388,6 +404,7 @@ class Cap:
     fail_on: str = "any"
     rules: Callable[[mu.Built], str] | None = None  # a --rules file (gitleaks format)
     baseline: bool = False
+    grouped: bool = False  # SARIF: one result per key, its other places related locations
 
     @property
     def is_format(self) -> bool:
@@ -448,6 +465,7 @@ CAPS: dict[str, Cap] = {
         Cap("inline_allow", "inline_allow"),
         Cap("baseline", "baseline", baseline=True),
         Cap("commit_message", "commit_message"),
+        Cap("sarif_one_result_per_key", "same_key", "sarif", to_file=True, grouped=True),
         *_format_caps(),
     ]
 }
@@ -898,7 +916,8 @@ def test_cell(
         fail_on=cap.fail_on,
         baseline=matrix.baseline() if cap.baseline else None,
     )
-    ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not cap.is_format)
+    report = cap.is_format or cap.grouped
+    ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not report)
     out = source.run(matrix, ask)
     out.result.assert_no_leak(*lay.keys)
     for k in lay.keys:  # nor in a report file (none of these runs asks for --show-secrets)
@@ -909,6 +928,8 @@ def test_cell(
     refused = NOT_APPLICABLE.get((source_name, cap_name))
     if refused is not None:
         check_refused(out, refused)
+    elif cap.grouped:
+        check_grouped(matrix, source, cap, out)
     elif cap.is_format:
         check_format(matrix, source, cap, out)
     else:
@@ -950,6 +971,39 @@ def check_findings(m: Matrix, source: Source, cap: Cap, out: Outcome, api: Api |
             assert api.count(k) == 1, f"{api.count(k)} requests for one key, want 1"
 
 
+def check_grouped(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
+    """SARIF: one result per key (in each repository), at its first place in report order, each
+    other place a related location; as many places as the JSON report has findings."""
+    r = out.result
+    assert r.returncode == 1, r.output
+    doc = json.loads(out.report)
+    assert_valid_sarif(doc)
+    rows, _ = expected(m, source, cap.layout, out.repo)
+    base = "" if out.repo is None else f"{_repo_dir(out.repo)}/"
+    expect = m.layout(cap.layout).expect
+    want: dict[str, list[tuple[str, int, int]]] = {}
+    for _rule, _repo, path, line, col, *_ in rows:
+        key = next(e.key for e in expect if (e.line, e.column) == (line, col))
+        want.setdefault(redacted(key), []).append((base + path, line, col))
+    got = {}
+    for res in results(doc):
+        props = res["properties"]
+        assert isinstance(props, dict)
+        places = [(p, reg["startLine"], reg["startColumn"]) for p, reg, _ in every_location(res)]
+        assert props["locations"] == len(places)
+        if len(places) > 1:
+            assert f"The same key is in {len(places)} places" in str(res["message"])
+        got[props["secret"]] = places
+    assert got == want
+
+
+def _repo_dir(repo: str) -> str:
+    """Where a repository's files are in a SARIF report over several: its path, without ``/``."""
+    from urllib.parse import unquote, urlsplit
+
+    return (unquote(urlsplit(repo).path) if "://" in repo else repo).lstrip("/")
+
+
 def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
     r = out.result
     ((rule, repo, path, line, col, _dec, commit, _status),), _ = expected(
@@ -985,10 +1039,13 @@ def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
     elif cap.fmt == "sarif":
         doc = json.loads(text)
         assert_valid_sarif(doc)
-        (res,) = results(doc)
+        (res,) = results(doc)  # one run, one key: one result (its other places related)
         uri, region = location(res)
-        assert (uri, region["startLine"], region["startColumn"]) == (path, line, col)
+        # over several repositories (a sweep, a merge) a file is under its repository's directory
+        want = path if repo is None else f"{_repo_dir(repo)}/{path}"
+        assert (uri, region["startLine"], region["startColumn"]) == (want, line, col)
         assert res["ruleId"] == rule
+        assert repo is None or res["properties"]["repo"] == repo  # type: ignore[index]
         message = res["message"]
         assert isinstance(message, dict)
         msg = str(message["text"])
