@@ -801,4 +801,3 @@ def _naming(warn: Warn, label: str) -> Warn:
         warn(message)
 
     return said
-
