@@ -69,6 +69,8 @@ def prefixed(prefix: str, message: str) -> str:
     if isinstance(message, LimitWarning):
         return LimitWarning(message.limit, prefix + message)
     if isinstance(message, Skipped):
+        if message.startswith(f"dropped a candidate in {prefix.rstrip()}"):
+            return message  # a dropped finding names its repository already
         return Skipped(prefix + message)
     return prefix + message
 
