@@ -141,7 +141,9 @@ _KINDS = (
 
 
 def _kind(mode: int) -> str:
-    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    """``a FIFO, not a regular file`` (``-v``)."""
+    what = next((what for test, what in _KINDS if test(mode)), None)
+    return f"{what}, not a regular file" if what else "not a regular file"
 
 
 def _special(entry: os.DirEntry[str], follow_symlinks: bool) -> str:
@@ -150,7 +152,7 @@ def _special(entry: os.DirEntry[str], follow_symlinks: bool) -> str:
         mode = entry.stat(follow_symlinks=follow_symlinks).st_mode
     except OSError:
         return "a dangling symbolic link"
-    return f"{_kind(mode)}, not a regular file"
+    return _kind(mode)
 
 
 def read_file(
@@ -191,7 +193,7 @@ def read_file(
         if not regular and not (explicit and stat.S_ISFIFO(mode) | stat.S_ISCHR(mode)):
             stats.skipped["special"] += 1
             if note is not None:
-                note(skipped(ref.path, f"{_kind(mode)}, not a regular file"))
+                note(skipped(ref.path, _kind(mode)))
             return
         size = 0
         expect = st.st_size + 1  # a small file is read in one call, without a window-sized buffer
