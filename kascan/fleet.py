@@ -17,7 +17,7 @@ import click
 from kascan.errors import KascanError
 from kascan.fleet_options import RepoQuery
 from kascan.model import Finding, scrub
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, prefixed
 from kascan.urls import canonical_repo
 
 if TYPE_CHECKING:
@@ -312,7 +312,8 @@ def sweep(
                 if prior is not None:
                     out.findings, out.stats, out.reused = prior.findings, prior.stats, True
                     return out
-            out.findings = scan_one(repo, out.stats, lambda m: warn(f"{repo}: {m}"))
+            # a limit warning and a -v line keep their kind under the repository's name
+            out.findings = scan_one(repo, out.stats, lambda m: warn(prefixed(f"{repo}: ", m)))
             if state is not None:
                 state.save(RepoState(repo, refs, state.config, out.findings, out.stats))
         except KascanError as exc:

@@ -155,10 +155,41 @@ class _Level:
     base: str  # directory of the patterns, relative to the top, "" for the top, no trailing "/"
     spec: pathspec.GitIgnoreSpec
     quick: Callable[[str], object] | None = field(default=None, compare=False)
+    # where the patterns came from, for ``-v``: a label, and the lines as read (patterns of the
+    # level's own file first; ``own`` of them: the rest are exclude patterns)
+    source: str = field(default="", compare=False)
+    lines: Sequence[str] = field(default=(), compare=False)
+    own: int | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, base: str, spec: pathspec.GitIgnoreSpec) -> _Level:
-        return cls(base, spec, _quick_test(spec))
+    def of(
+        cls,
+        base: str,
+        spec: pathspec.GitIgnoreSpec,
+        source: str = "",
+        lines: Sequence[str] = (),
+        own: int | None = None,
+    ) -> _Level:
+        return cls(base, spec, _quick_test(spec), source, lines, own)
+
+    def explain(self, index: int | None, prefix: str = "") -> str:
+        """``SOURCE:LINE (PATTERN)`` for the pattern at ``index`` of the spec (``-v`` only: the
+        line is found again the way :func:`_spec` kept it)."""
+        pattern = ""
+        if index is not None and 0 <= index < len(self.spec.patterns):
+            pattern = str(getattr(self.spec.patterns[index], "pattern", "") or "")
+        kept = [
+            n
+            for n, ln in enumerate(self.lines, 1)
+            if ln.strip() and not ln.lstrip().startswith("#") and not too_costly(ln)
+        ]
+        number = kept[index] if index is not None and 0 <= index < len(kept) else None
+        shown = f" ({pattern.strip()})" if pattern else ""
+        if self.own is not None and (number is None or number > self.own):
+            return f"an exclude pattern (--exclude or the config's exclude){shown}"
+        if number is None:
+            return f"{prefix}{self.source}{shown}"
+        return f"{prefix}{self.source}:{number}{shown}"
 
 
 class Ignorer:
@@ -177,13 +208,17 @@ class Ignorer:
         git_levels: Sequence[_Level],
         use_git: bool = True,
         warn: Warn = _no_warn,
+        own_lines: int = 0,
     ) -> None:
         self.top = top
         self.use_git = use_git
         self.warn = warn
         self.root_rel = root_rel
+        self.shown = ""  # what -v lines call the scan root ("" or "src/"): the walk's prefix
         spec = _spec(kascan_patterns, warn, "the excludes and .kascanignore")
-        self._kascan = _Level.of(root_rel, spec) if spec else None
+        self._kascan = (
+            _Level.of(root_rel, spec, ".kascanignore", kascan_patterns, own_lines) if spec else None
+        )
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
@@ -192,8 +227,10 @@ class Ignorer:
     ) -> Ignorer:
         root = root.resolve()
         patterns = list(excludes)
+        own = 0
         if use_git:
             patterns[:0] = _read_lines(root / ".kascanignore", warn)
+            own = len(patterns) - len(excludes)
         repo = find_repo_root(root) if use_git else None
         top = repo or root
         root_rel = root.relative_to(top).as_posix()
@@ -202,34 +239,35 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                spec = _spec(_read_lines(glob, warn), warn, str(glob))
+                lines = _read_lines(glob, warn)
+                spec = _spec(lines, warn, str(glob))
                 if spec:
-                    levels.append(_Level.of("", spec))
+                    levels.append(_Level.of("", spec, str(glob), lines))
             if repo is not None:
                 exclude = repo / ".git" / "info" / "exclude"
-                spec = _spec(_read_lines(exclude, warn), warn, str(exclude))
+                lines = _read_lines(exclude, warn)
+                spec = _spec(lines, warn, str(exclude))
                 if spec:
-                    levels.append(_Level.of("", spec))
+                    levels.append(_Level.of("", spec, str(exclude), lines))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
                     gitignore = top / base / ".gitignore"
-                    spec = _spec(_read_lines(gitignore, warn), warn, str(gitignore))
+                    lines = _read_lines(gitignore, warn)
+                    spec = _spec(lines, warn, str(gitignore))
                     if spec:
-                        levels.append(_Level.of(base, spec))
-        return cls(top, root_rel, patterns, levels, use_git, warn)
+                        levels.append(_Level.of(base, spec, str(gitignore), lines))
+        return cls(top, root_rel, patterns, levels, use_git, warn, own)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = (
-            _spec(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
-            if self.use_git
-            else None
-        )
+        lines = _read_lines(gitignore, self.warn) if self.use_git else []
+        spec = _spec(lines, self.warn, str(gitignore)) if self.use_git else None
         if spec is None:
             return False
-        self._git.append(_Level.of(self._top_rel(rel_dir), spec))
+        shown = f"{self.shown}{rel_dir}/.gitignore" if rel_dir else f"{self.shown}.gitignore"
+        self._git.append(_Level.of(self._top_rel(rel_dir), spec, shown, lines))
         return True
 
     def pop(self) -> None:
@@ -259,6 +297,28 @@ class Ignorer:
                 return verdict
         return False
 
+    def explain(self, rel: str, is_dir: bool) -> str:
+        """Why :meth:`ignored` said so, in words (``-v`` only: it asks pathspec again, pattern
+        by pattern): ``ignored by vendor/.gitignore:3 (*.min.js)``."""
+        path = self._top_rel(rel) if self.root_rel else rel
+        if is_dir:
+            path += "/"
+        levels = [self._kascan] if self._kascan is not None else []
+        for level in [*levels, *reversed(self._git)]:
+            verdict = _check(level, path)
+            if verdict is None or (verdict is False and level is self._kascan):
+                continue
+            if verdict:
+                index = level.spec.check_file(_below(level, path)).index
+                prefix = self.shown if level is self._kascan else ""
+                return f"ignored by {level.explain(index, prefix)}"
+            break
+        return "ignored"
+
+
+def _below(level: _Level, path: str) -> str:
+    return path[len(level.base) + 1 :] if level.base else path
+
 
 def _check(level: _Level, path: str) -> bool | None:
     if level.base:
@@ -269,3 +329,36 @@ def _check(level: _Level, path: str) -> bool | None:
         return None
     include: bool | None = level.spec.check_file(path).include
     return include
+
+
+class Excluder:
+    """gitignore patterns that a git scan's paths are matched against (the config's exclude,
+    .kascanignore, --exclude), as one callable; :meth:`why` says which pattern, for ``-v``."""
+
+    def __init__(self, spec: pathspec.GitIgnoreSpec, prefix: str = "") -> None:
+        self.spec = spec
+        self.prefix = prefix  # a submodule's path: its paths are matched as the superproject's
+
+    def __call__(self, path: str) -> bool:
+        return bool(self.spec.match_file(self.prefix + path))
+
+    def under(self, prefix: str) -> Excluder:
+        return Excluder(self.spec, self.prefix + prefix)
+
+    def why(self, path: str) -> str:
+        index = self.spec.check_file(self.prefix + path).index
+        pattern = ""
+        if index is not None and 0 <= index < len(self.spec.patterns):
+            pattern = str(getattr(self.spec.patterns[index], "pattern", "") or "")
+        shown = f" ({pattern.strip()})" if pattern else ""
+        return EXCLUDED + shown
+
+
+EXCLUDED = "excluded by an exclude pattern (the config's exclude, .kascanignore or --exclude)"
+
+
+def why_excluded(excluded: Callable[[str], bool], path: str) -> str:
+    """What -v says of a path that ``excluded`` matched."""
+    if isinstance(excluded, Excluder):
+        return excluded.why(path)
+    return EXCLUDED

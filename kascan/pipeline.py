@@ -71,7 +71,8 @@ def scan_file(ref: FileRef, run: Run) -> Iterator[Candidate]:
     work of a tree worker, and of a file named on the command line."""
     from kascan.sources.files import read_file
 
-    return match(unwrap(read_file(ref, run.stats, run.warn, archives=run.limits), run), run)
+    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, note=run.note)
+    return match(unwrap(chunks, run), run)
 
 
 def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate]:
@@ -79,8 +80,11 @@ def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate
     if isinstance(source, TreeSource):
         from kascan.parallel import TreeScanner
 
+        def walk(warn: Warn) -> Iterable[FileRef]:
+            return source.walk(warn, run.verbose)
+
         with TreeScanner(run, jobs, scan_file) as trees:
-            yield from trees.scan(source.walk)
+            yield from trees.scan(walk)
         return
     yield from source.attribute(match(unwrap(source.chunks(run), run), run))
 
@@ -90,7 +94,7 @@ def suppressed(
 ) -> Iterator[Finding]:
     from kascan.suppress import suppress
 
-    return suppress(candidates, run.rules, baseline, run.stats, run.warn)
+    return suppress(candidates, run.rules, baseline, run.stats, run.warn, note=run.note)
 
 
 def verify(findings: Iterable[Finding], opts: RunOptions) -> Iterator[Finding]:
@@ -186,11 +190,12 @@ def make_run(opts: RunOptions, stats: ScanStats, warn: Warn) -> Run:
     from kascan.rules import load_rules
 
     limits = None
+    verbose = opts.report.verbose
     if opts.decoders.archives:
         from kascan.sources.archives import DEFAULT_LIMITS
 
-        limits = DEFAULT_LIMITS
-    return Run(load_rules(opts.scan.rules), stats, warn, opts.decoders, limits)
+        limits = replace(DEFAULT_LIMITS, verbose=True) if verbose else DEFAULT_LIMITS
+    return Run(load_rules(opts.scan.rules), stats, warn, opts.decoders, limits, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- the runs
@@ -358,5 +363,12 @@ def run_findings(
     if base:
         kept = [f for f in findings if f.fingerprint not in base]
         reporter.stats.dropped["baseline"] += len(findings) - len(kept)
+        if opts.report.verbose:
+            from kascan.stats import dropped
+            from kascan.suppress import DROP_WORDS
+
+            for f in findings:
+                if f.fingerprint in base:
+                    reporter.warn(dropped(f, DROP_WORDS["baseline"]))
     reporter.stats.reported = len(kept)
     return _tail(kept, opts, reporter, notes)

@@ -17,7 +17,7 @@ from kascan.model import Finding, scrub
 from kascan.options import RunOptions
 from kascan.output import escape
 from kascan.report import ReportContext, RepoSummary
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, Skipped
 
 if TYPE_CHECKING:
     from kascan.progress import TreeProgress
@@ -50,14 +50,31 @@ class Reporter:
         )
 
     def warn(self, message: str) -> None:
-        """Each distinct warning once (workers may each meet the same timed-out rule)."""
+        """Each distinct warning once (workers may each meet the same timed-out rule); a
+        ``-v`` line (:class:`Skipped`) every time, even with ``-q``, never counted."""
+        if isinstance(message, Skipped):
+            if self.report.verbose:
+                self._clear_progress()
+                click.echo(f"kascan: {escape(scrub(message))}", err=True)
+            return
         if message in self._warned:
             return
         self._warned.add(message)
         self.stats.warnings += 1
         self.stats.note(message)  # a limit that hid content makes the scan incomplete
         if not self.report.quiet:
+            self._clear_progress()
             click.echo(f"kascan: warning: {escape(scrub(message))}", err=True)
+
+    def _clear_progress(self) -> None:
+        """A line on stderr starts on a clear line: the progress line is taken down first (it
+        is drawn again at its next tick). A history's progress line is its source's: on a
+        terminal, the line is cleared all the same."""
+        if self.progress is not None:
+            self.progress.close()
+        elif not self.report.quiet and self.opts.command == "git" and sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -315,6 +315,19 @@ def _baseline(rng: random.Random) -> mu.Layout:
     )
 
 
+PLACEHOLDER = PREFIX + "abcdefghijklmnopqrstuvwxyz123456"  # a sequence: a placeholder
+
+
+def _verbose(rng: random.Random) -> mu.Layout:
+    """A key reported, a placeholder and an inline-allowed key dropped: what -v names."""
+    a, b = _keys(rng, 2)
+    return _app(
+        [("KEY", a), ("DOC_KEY", PLACEHOLDER), ("TEST_KEY", b + "  # kascan:allow fixture")],
+        [(1, a, "unchecked", None), (2, PLACEHOLDER, "unchecked", "placeholder"),
+         (3, b, "unchecked", "inline-allow")],
+    )  # fmt: skip
+
+
 def _commit_message(rng: random.Random) -> mu.Layout:
     """Issue 18: a revoked key in the message of the commit that adds a file with another key
     (line 3 of the message, after the subject and a blank line)."""
@@ -375,6 +388,7 @@ LAYOUTS: dict[str, Builder] = {
     "baseline": _baseline,
     "commit_message": _commit_message,
     "same_key": _same_key,
+    "verbose": _verbose,
 }
 
 
@@ -405,6 +419,7 @@ class Cap:
     rules: Callable[[mu.Built], str] | None = None  # a --rules file (gitleaks format)
     baseline: bool = False
     grouped: bool = False  # SARIF: one result per key, its other places related locations
+    verbose: bool = False  # -v: the findings are the same, each drop is a line on stderr
 
     @property
     def is_format(self) -> bool:
@@ -466,6 +481,7 @@ CAPS: dict[str, Cap] = {
         Cap("baseline", "baseline", baseline=True),
         Cap("commit_message", "commit_message"),
         Cap("sarif_one_result_per_key", "same_key", "sarif", to_file=True, grouped=True),
+        Cap("verbose", "verbose", verbose=True),
         *_format_caps(),
     ]
 }
@@ -587,9 +603,10 @@ class Opts:
     api_url: str | None = None  # --verify against this API
     fail_on: str = "any"
     baseline: Path | None = None
+    verbose: bool = False
 
     def args(self, *, baseline: bool = True) -> list[str]:
-        out: list[str] = []
+        out: list[str] = ["-v"] if self.verbose else []
         if self.rules is not None:
             out += ["--rules", str(self.rules)]
         if self.api_url is not None:
@@ -747,6 +764,8 @@ def _action(m: Matrix, ask: Ask, event: str) -> Outcome:
     args: list[str] = []
     if ask.opts.rules is not None:
         args += ["--rules", str(ask.opts.rules)]
+    if ask.opts.verbose:
+        args.append("-v")
     report = ask.cell / "report.txt"
     if ask.to_file:
         args += ["-o", f"{ask.fmt}:{report}"]
@@ -915,6 +934,7 @@ def test_cell(
         api_url=api.url if api is not None else None,
         fail_on=cap.fail_on,
         baseline=matrix.baseline() if cap.baseline else None,
+        verbose=cap.verbose,
     )
     report = cap.is_format or cap.grouped
     ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not report)
@@ -934,6 +954,8 @@ def test_cell(
         check_format(matrix, source, cap, out)
     else:
         check_findings(matrix, source, cap, out, api)
+    if cap.verbose:
+        check_verbose(matrix, source_name, source, cap, out)
 
 
 def check_refused(out: Outcome, pattern: str) -> None:
@@ -1002,6 +1024,32 @@ def _repo_dir(repo: str) -> str:
     from urllib.parse import unquote, urlsplit
 
     return (unquote(urlsplit(repo).path) if "://" in repo else repo).lstrip("/")
+
+
+def check_verbose(m: Matrix, source_name: str, source: Source, cap: Cap, out: Outcome) -> None:
+    """The findings and drops of a -v run are the ones every cell expects (checked above); each
+    drop is also one line on stderr, naming where and why, the key only redacted (a merge's
+    drops happen in its shards, whose stderr is theirs)."""
+    lines = [ln for ln in out.result.stderr.splitlines() if ln.startswith("kascan: dropped ")]
+    if source_name == "merge":
+        assert not lines, lines
+        return
+    lay = m.layout(cap.layout)
+    shas = m.repo(cap.layout).shas if source.commits else None
+    words = {"placeholder": "a placeholder", "inline-allow": "a kascan:allow comment"}
+    want = []
+    for e in lay.expect:
+        if e.drop is None or (source.main_only and e.file != lay.main):
+            continue
+        repo = f"{out.repo}:" if out.repo else ""
+        commit = f" (commit {shas[lay.commit_index(e.file)][:12]})" if shas is not None else ""
+        want.append(
+            f"kascan: dropped a candidate in {repo}{e.path}:{e.line}:{e.column}{commit} "
+            f"({redacted(e.key)}): {words[e.drop]}"
+        )
+    assert len(lines) == len(want), out.result.stderr
+    for line, head in zip(sorted(lines), sorted(want)):
+        assert line.startswith(head), (line, head)
 
 
 def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:

@@ -37,6 +37,13 @@ class Run:
     decoders: Decoders
     limits: Limits | None
     tick: Callable[[], None] | None = None  # called as work is done (a progress line)
+    verbose: bool = False  # -v: each skip and drop is also a Skipped line, sent through warn
+
+    @property
+    def note(self) -> Warn | None:
+        """Where ``-v`` lines go (``warn``: they travel with the warnings), None without -v:
+        the stages that count skips take this, so that without -v they build no line at all."""
+        return self.warn if self.verbose else None
 
 
 class Source:
@@ -64,5 +71,7 @@ class Source:
 class TreeSource(Source):
     """A walk: the pipeline reads, unwraps and matches each file it yields (on every core)."""
 
-    def walk(self, warn: Warn) -> Iterator[FileRef]:  # pragma: no cover
+    def walk(self, warn: Warn, verbose: bool = False) -> Iterator[FileRef]:  # pragma: no cover
+        """The files to scan; with ``verbose``, each entry not walked is a ``Skipped`` line
+        through ``warn``."""
         raise NotImplementedError

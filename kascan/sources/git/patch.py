@@ -135,9 +135,11 @@ def iter_patch(
     pstats: PatchStats,
     excluded: Callable[[str], bool] | None = None,
     only: Collection[str] | None = None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of the added lines of a ``-U0`` patch (``git diff`` or ``git log -p``), each at its
-    line in the new file; ``log`` headers ``\\x01sha\\0name\\0email\\0date`` set the commit."""
+    line in the new file; ``log`` headers ``\\x01sha\\0name\\0email\\0date`` set the commit;
+    ``note`` (``-v``) hears of each excluded file."""
     commit: Commit | None = None
     path: str | None = None
     minus = plus = 0
@@ -224,6 +226,8 @@ def iter_patch(
                 path = None
             elif path is not None and excluded is not None and excluded(path):
                 stats.skipped["excluded"] += 1
+                if note is not None:
+                    _note_excluded(note, excluded, path, commit)
                 path = None
         elif raw.startswith(b"diff --git "):
             path = None
@@ -256,8 +260,23 @@ def iter_patch(
     yield from flush()
 
 
+def _note_excluded(
+    note: Warn, excluded: Callable[[str], bool], path: str, commit: Commit | None
+) -> None:
+    from kascan.ignore import why_excluded
+    from kascan.stats import skipped
+
+    at = f" (commit {commit.sha[:12]})" if commit is not None else ""
+    note(skipped(path + at, why_excluded(excluded, path)))
+
+
 def iter_wholes(
-    repo: GitRepo, wholes: Sequence[Whole], stats: ScanStats, *, label: str | None
+    repo: GitRepo,
+    wholes: Sequence[Whole],
+    stats: ScanStats,
+    *,
+    label: str | None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The old blobs of ``wholes`` (``origin`` ``old:<id>``: what was there before), then the new
     ones, each a whole chunk at its path and commit, so that archives in them are opened."""
@@ -272,7 +291,11 @@ def iter_wholes(
             commits.setdefault((oid, w.path), w.commit)
         if not blobs:
             continue
-        for chunk in iter_blobs(repo, blobs, label=label, stats=stats if side == "new" else None):
+        new = side == "new"
+        got = iter_blobs(
+            repo, blobs, label=label, stats=stats if new else None, note=note if new else None
+        )
+        for chunk in got:
             origin = chunk.origin or ""
             commit = commits.get((origin, chunk.path))
             yield replace(chunk, commit=commit, origin=("old:" if side == "old" else "") + origin)
@@ -324,6 +347,7 @@ def iter_staged(
     excluded: Callable[[str], bool] | None = None,
     pstats: PatchStats | None = None,
     only: Collection[str] | None = None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The lines the index adds to HEAD (to the empty tree before the first commit), read from
     the index, never the work tree; ``only`` narrows it to those paths (after rename detection
@@ -334,12 +358,18 @@ def iter_staged(
     try:
         assert proc.stdout is not None
         yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded, only=only
+            proc.stdout,
+            label=label,
+            stats=stats,
+            pstats=pstats,
+            excluded=excluded,
+            only=only,
+            note=note,
         )
         finish(repo, proc, "diff --cached")
     finally:
         kill(proc)
-    yield from iter_wholes(repo, pstats.wholes, stats, label=label)
+    yield from iter_wholes(repo, pstats.wholes, stats, label=label, note=note)
     _patch_totals(stats, pstats)
 
 
@@ -353,6 +383,7 @@ def iter_range(
     pstats: PatchStats | None = None,
     messages: bool = True,
     extra_tags: Sequence[str] = (),
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The lines each commit of ``revs`` (e.g. ``[B, "^A"]``) adds, oldest commit first; with
     ``messages``, then each commit's message and identities, and those of the annotated tags
@@ -372,12 +403,12 @@ def iter_range(
     try:
         assert proc.stdout is not None
         yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded
+            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded, note=note
         )
         finish(repo, proc, "log")
     finally:
         kill(proc)
-    yield from iter_wholes(repo, pstats.wholes, stats, label=label)
+    yield from iter_wholes(repo, pstats.wholes, stats, label=label, note=note)
     if messages:
         tags = [*extra_tags, *range_tags(repo, {c.sha for c in pstats.seen})]
         yield from iter_objects(repo, pstats.seen, list(dict.fromkeys(tags)), pstats, label=label)
@@ -467,6 +498,7 @@ def iter_index_files(
     label: str | None = None,
     excluded: Callable[[str], bool] | None = None,
     archives: Limits | None = None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The whole staged content of ``files`` (paths relative to the work tree top); a file that
     is not in the index is read from the work tree (its archives opened with ``archives``)."""
@@ -475,6 +507,10 @@ def iter_index_files(
 
     wanted = [f for f in files if not (excluded is not None and excluded(f))]
     stats.skipped["excluded"] += len(files) - len(wanted)
+    if note is not None and excluded is not None:
+        for f in files:
+            if excluded(f):
+                _note_excluded(note, excluded, f, None)
     entries = index_entries(repo, wanted) if wanted else {}
     blobs: list[Blob] = []
     for f in wanted:
@@ -488,14 +524,19 @@ def iter_index_files(
                 warn,
                 explicit=True,
                 archives=archives,
+                note=note,
             )
             continue
         mode, oid = entry
         if mode == "160000":
             stats.skipped["submodule"] += 1
+            if note is not None:
+                from kascan.stats import skipped
+
+                note(skipped(f, "a submodule (its own repository: scan it on its own)"))
             continue
         blobs.append(Blob(oid, 0, f))
-    for chunk in iter_blobs(repo, blobs, label=label, stats=stats):
+    for chunk in iter_blobs(repo, blobs, label=label, stats=stats, note=note):
         if chunk.fresh == 0:
             stats.files += 1
         yield chunk

@@ -24,10 +24,10 @@ from kascan.sources.git.process import GitRepo
 
 if TYPE_CHECKING:
     from kascan.config import Config
+    from kascan.ignore import Excluder
     from kascan.sources.git.history import History
 
 Warn = Callable[[str], None]
-Excluded = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Target:
     tags: list[str] = field(default_factory=list)  # --pre-push: the tag object being pushed
 
 
-def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
+def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluder | None:
     """A matcher of gitignore patterns (a pattern that would backtrack for ever is refused
     with a warning: more is scanned, never less)."""
     lines = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
@@ -71,12 +71,9 @@ def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | No
         return None
     import pathspec
 
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    from kascan.ignore import Excluder
 
-    def excluded(path: str) -> bool:
-        return bool(spec.match_file(path))
-
-    return excluded
+    return Excluder(pathspec.GitIgnoreSpec.from_lines(lines))
 
 
 def _config_at(repo: GitRepo, rev: str, warn: Warn) -> tuple[Config, list[str], frozenset[str]]:
@@ -331,11 +328,7 @@ class HistorySource(Source):
         t = self.target
         excluded = excluder(t.exclude, run.warn)
         if excluded is not None and prefix:
-            inner = excluded
-
-            def excluded(path: str) -> bool:
-                return inner(prefix + path)
-
+            excluded = excluded.under(prefix)
         return History(
             repo,
             run.stats,
@@ -348,6 +341,7 @@ class HistorySource(Source):
             messages=self.mode.messages,
             reflogs=self.reflogs,
             submodules=modules,
+            note=run.note,
         )
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
@@ -435,7 +429,9 @@ class StagedSource(Source):
         excluded = excluder(self.target.exclude, run.warn)
         pstats = p.PatchStats()
         if self.files is None:
-            yield from p.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
+            yield from p.iter_staged(
+                repo, stats, label=label, excluded=excluded, pstats=pstats, note=run.note
+            )
             if pstats.lines or pstats.wholes:
                 self.notes.append(
                     f"scanned the staged change: {pstats.lines} added line(s) in "
@@ -449,7 +445,7 @@ class StagedSource(Source):
             # what ``git commit`` hands the hook: the added lines of these files
             only = frozenset(rel)
             yield from p.iter_staged(
-                repo, stats, label=label, excluded=excluded, pstats=pstats, only=only
+                repo, stats, label=label, excluded=excluded, pstats=pstats, only=only, note=run.note
             )
             self.notes.append(
                 f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} "
@@ -458,7 +454,14 @@ class StagedSource(Source):
             return
         # ``pre-commit run --files``/``--all-files``: files that are not all staged: read whole
         yield from p.iter_index_files(
-            repo, rel, stats, run.warn, label=label, excluded=excluded, archives=run.limits
+            repo,
+            rel,
+            stats,
+            run.warn,
+            label=label,
+            excluded=excluded,
+            archives=run.limits,
+            note=run.note,
         )
         self.notes.append(
             f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
@@ -499,6 +502,7 @@ class RangeSource(Source):
             pstats=pstats,
             messages=self.messages,
             extra_tags=t.tags,
+            note=run.note,
         )
         where = f" in {t.repo.display}" if t.label else ""
         tags = pstats.objects - pstats.commits
