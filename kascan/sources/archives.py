@@ -374,7 +374,11 @@ def _container(
             why = f"cannot open it as a {what} ({reason(exc)}); scanned as plain bytes"
             warn(not_opened(path, why))
         raw = cast("IO[bytes]", fh)
-        raw.seek(0)
+        try:
+            raw.seek(0)
+        except (OSError, ValueError) as again:  # a reader that closed what it was given
+            warn(f"cannot read {what} {path} again: {reason(again)}; it is not scanned")
+            return
         yield from iter_stream(raw.read, path)
 
 

@@ -624,6 +624,10 @@ def _container_chunks(
     if chunk.decoded:
         label = chunk.decoded + LAYER + label
     for member in expand(chunk.path, raw, limits, warn, depth=len(layers)):
+        if member.path == chunk.path and member.decoded is None:
+            # not an archive after all (a broken one, read as plain bytes): the base64 decoder
+            # reads these bytes anyway, so a key in them is found once, not twice
+            continue
         inner = [member.decoded] if member.decoded and member.decoded != kind else []
         yield replace(
             member,
