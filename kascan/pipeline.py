@@ -263,11 +263,15 @@ def run(
 
 
 def progress_wanted(opts: RunOptions) -> bool:
-    """A progress line: on a terminal only, never with -q, never when a text report goes to
-    stderr (:func:`kascan.progress.wanted`)."""
-    from kascan.progress import wanted
+    """A progress line (:mod:`kascan.progress`): stderr is a terminal, not ``-q``, and no report
+    goes to stderr (``-o /dev/stderr``: the line would be in the middle of it)."""
+    import sys
 
-    return wanted(opts.report)
+    if opts.report.quiet or not sys.stderr.isatty():
+        return False
+    from kascan.output import stream_fd
+
+    return not any(o.path is not None and stream_fd(o.path) == 2 for o in opts.report.outputs)
 
 
 OpenSource = Callable[[str, contextlib.ExitStack, Warn], Source]

@@ -1,5 +1,6 @@
-"""Progress lines on stderr, for a terminal only (callers decide with :func:`wanted`: never a
-pipe, never ``-q``, never when a text report streams to stderr).
+"""Progress lines on stderr, for a terminal only (callers decide, with
+:func:`kascan.pipeline.progress_wanted`: never a pipe, never ``-q``, never when a report goes to
+stderr).
 
 One design for every long run, one line redrawn at most ten times a second::
 
@@ -24,12 +25,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from kascan.stats import ScanStats, human_bytes
-
-if TYPE_CHECKING:
-    from kascan.options import ReportOptions
 
 REDRAW = 0.1  # seconds between two redraws at most ten times a second
 WINDOW = 10.0  # seconds of history behind the rate an estimate uses
@@ -37,16 +34,6 @@ CLEAR = "\r\x1b[K"
 
 _lock = threading.RLock()  # the terminal's stderr: sweeps warn from worker threads
 _shown: ProgressLine | None = None  # the line on the terminal now, if any
-
-
-def wanted(report: ReportOptions) -> bool:
-    """A progress line: stderr is a terminal, not ``-q``, and no text report goes to stderr
-    (``-o /dev/stderr``: the line would be in the middle of it)."""
-    if report.quiet or not sys.stderr.isatty():
-        return False
-    from kascan.output import stream_fd
-
-    return not any(o.path is not None and stream_fd(o.path) == 2 for o in report.outputs)
 
 
 @contextlib.contextmanager
