@@ -219,8 +219,8 @@ class TreeProgress(ProgressLine):
 
 
 class Progress(ProgressLine):
-    """``kascan: LABEL: done/total objects (P%), SIZE, RATE/s, ETA`` of a history read, or
-    ``done objects, SIZE, RATE/s, listing…`` while the total is not known yet; silent unless
+    """``kascan: scanning NAME: done/total objects (P%), SIZE, RATE/s, ETA`` of a history read,
+    or ``done objects, SIZE, RATE/s, listing…`` while the total is not known yet; silent unless
     ``enabled`` (stderr is a terminal)."""
 
     def __init__(self, enabled: bool, name: str) -> None:
@@ -281,8 +281,9 @@ class SweepProgress(ProgressLine):
         parts.append(f"{self.failed} failed")
         if self.reused:
             parts.append(f"{self.reused} unchanged")
-        if self._finish is not None and self.done < self.total:
-            parts.append(eta_text(self._finish - time.monotonic()))
+        left = self._finish - time.monotonic() if self._finish is not None else -1.0
+        if left >= 0 and self.done < self.total:  # overdue (a slow one): no estimate, not 0s
+            parts.append(eta_text(left))
         self.draw(parts, spare=(3,) if self.reused else ())
 
     def _tick(self) -> None:
