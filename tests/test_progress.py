@@ -68,19 +68,21 @@ def fast_import(path: Path, blobs: int, kib: int, env: dict[str, str]) -> None:
 
 def test_the_git_counter_advances_with_a_real_total(tmp_path: Path, env: dict[str, str]) -> None:
     repo = tmp_path / "big.git"
-    fast_import(repo, 4000, 96, env)  # 375 MiB to read, a 1 MiB pack
+    # 625 MiB to read from a pack of under 1 MiB: about half a second of reading on 2 idle cores,
+    # five redraws or so (at most ten a second)
+    fast_import(repo, 5000, 128, env)
     rc, seen = on_terminal(["git", str(repo)], env)
     assert rc == 0, seen[-2000:]
     counts = re.findall(rb"scanning [^:]*big\.git: (\d+)/(\d+) objects \((\d+)%\)", seen)
     assert counts, seen[-2000:]
     totals = {int(total) for _, total, _ in counts}
-    assert totals == {4001}  # every blob and the commit, known from the first line on
+    assert totals == {5001}  # every blob and the commit, known from the first line on
     done = [int(d) for d, _, _ in counts]
-    assert done == sorted(done) and done[-1] == 4001
+    assert done == sorted(done) and done[-1] == 5001
     middle = {int(p) for _, _, p in counts} - {0, 100}
     assert len(middle) >= 2, counts  # it advances: it does not sit at 0% until it jumps
-    assert b"4001/4001 objects (100%)" in seen and b"MiB/s" in seen
-    assert CLEAR + b"kascan: scanned 1 commit, 4000 blobs" in seen  # cleared before the summary
+    assert b"5001/5001 objects (100%)" in seen and b"MiB/s" in seen
+    assert CLEAR + b"kascan: scanned 1 commit, 5000 blobs" in seen  # cleared before the summary
     assert only_clears(seen)
     for line in re.findall(rb"\r\x1b\[K(kascan: scanning [^\r]*)", seen):
         assert len(line) < 200  # cut to the terminal's width
