@@ -116,21 +116,27 @@ def test_a_tree_scan_shows_its_total_once_the_walk_has_ended(
     tmp_path: Path, env: dict[str, str], key: str
 ) -> None:
     tree = tmp_path / "t"
-    for i in range(3000):
-        d = tree / f"d{i % 20}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"f{i}.txt").write_text("nothing to see here\n" * 200)
-    (tree / "d0" / "leak.env").write_text(f"KEY={key}\n")
+    tree.mkdir()
+    for i in range(300):
+        (tree / f"a{i:03d}.txt").write_text(f"nothing to see here {i}\n")
+        (tree / f"z{i:03d}.txt").write_text(f"nothing to see here {i}\n")
+    (tree / "leak.env").write_text(f"KEY={key}\n")
+    # half a GiB of zeros that takes no disk (sparse): a read long enough for a redraw in the
+    # middle of the tree, whatever the machine (the small files alone take a few milliseconds)
+    with open(tree / "m.bin", "wb") as fh:
+        fh.truncate(512 << 20)
     for jobs in ("1", "2"):
         rc, seen = on_terminal(["scan", str(tree), "--jobs", jobs], env)
         assert rc == 1
         # the walk runs ahead of the reads: the total is on the line while they go on
-        pct = re.findall(rb"kascan: scanning: (\d+)/3001 files \((\d+)%\), ", seen)
+        pct = re.findall(rb"kascan: scanning: (\d+)/602 files \((\d+)%\), ", seen)
         assert any(int(p) < 100 for _, p in pct), seen[-2000:]
-        assert CLEAR + b"d0/leak.env:1:5" in seen  # a finding is never glued to the line
-        assert CLEAR + b"kascan: scanned 3001 files" in seen
+        finding = str(tree / "leak.env").encode() + b":1:5"
+        assert CLEAR + finding in seen  # a finding is never glued to the line
+        assert CLEAR + b"kascan: scanned 602 files" in seen
         assert only_clears(seen) and key[8:].encode() not in seen
-    # -o /dev/stderr: the text report goes where the line would be, so no line
+    # -o /dev/stderr: a report goes where the line would be, so no line
+    (tree / "m.bin").unlink()
     rc, seen = on_terminal(["scan", str(tree), "-o", "/dev/stderr"], env)
     assert rc == 1 and b"scanning:" not in seen and b"\x1b" not in seen
 
