@@ -38,7 +38,7 @@ from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.fleet import StateStore
-    from kascan.progress import TreeProgress
+    from kascan.progress import SweepProgress, TreeProgress
     from kascan.report import RepoSummary
     from kascan.rules import RuleSet
     from kascan.sources.base import FileRef
@@ -243,17 +243,19 @@ def run(
     r = make_run(opts, stats, reporter.warn)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
     progress: TreeProgress | None = None
-    if any(isinstance(s, TreeSource) for s in sources) and _progress_wanted(opts):
+    walks = sum(isinstance(s, TreeSource) for s in sources)
+    if walks and progress_wanted(opts):
         from kascan.progress import TreeProgress
 
-        progress = TreeProgress(stats)
-        reporter.progress = progress
+        progress = TreeProgress(stats, walks)
         r = replace(r, tick=progress.tick)
 
     def findings() -> Iterator[Finding]:
         try:
             for src in sources:
                 check_applies(src, r.rules, r.warn)
+                if progress is not None and isinstance(src, TreeSource):
+                    progress.next_walk()
                 yield from suppressed(candidates_of(src, r, jobs), r, base | src.baseline)
         finally:
             if progress is not None:
@@ -265,11 +267,16 @@ def run(
     return _tail(findings(), opts, reporter, all_notes)
 
 
-def _progress_wanted(opts: RunOptions) -> bool:
-    """A progress line: on a terminal only, never with -q (nor when text streams to stderr)."""
+def progress_wanted(opts: RunOptions) -> bool:
+    """A progress line (:mod:`kascan.progress`): stderr is a terminal, not ``-q``, and no report
+    goes to stderr (``-o /dev/stderr``: the line would be in the middle of it)."""
     import sys
 
-    return sys.stderr.isatty() and not opts.report.quiet
+    if opts.report.quiet or not sys.stderr.isatty():
+        return False
+    from kascan.output import stream_fd
+
+    return not any(o.path is not None and stream_fd(o.path) == 2 for o in opts.report.outputs)
 
 
 OpenSource = Callable[[str, contextlib.ExitStack, Warn], Source]
@@ -314,12 +321,23 @@ def run_sweep(
 
     def findings() -> Iterator[Finding]:
         got = {}
-        for out in sweep(repos, scan_one, jobs=jobs, state=state, warn=reporter.warn):
-            got[out.repo] = out
-            stats.merge(out.stats)
-            if out.error:
-                reporter.warn(f"{out.repo}: {out.error} (the other repositories go on)")
-            yield from out.findings
+        line: SweepProgress | None = None
+        if progress_wanted(opts):
+            from kascan.progress import SweepProgress
+
+            line = SweepProgress(len(repos))
+        try:
+            for out in sweep(repos, scan_one, jobs=jobs, state=state, warn=reporter.warn):
+                got[out.repo] = out
+                stats.merge(out.stats)
+                if line is not None:
+                    line.add(len(out.findings), out.error is not None, out.reused)
+                if out.error:
+                    reporter.warn(f"{out.repo}: {out.error} (the other repositories go on)")
+                yield from out.findings
+        finally:
+            if line is not None:
+                line.close()
         outcomes.update(got)
 
     def notes() -> Sequence[str]:

@@ -396,7 +396,8 @@ def test_lines_and_the_progress_line_do_not_overlap(env: dict[str, str], tmp_pat
             (d / f"l{i:03d}").symlink_to(f"f{i:03d}.txt")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kascan", "scan", str(tree), "--jobs", "1", "-v"],
+        [sys.executable, "-m", "kascan", "scan", ".", "--jobs", "1", "-v"],
+        cwd=tree,
         env=env,
         stdout=subprocess.PIPE,
         stderr=slave,

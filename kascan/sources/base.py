@@ -36,7 +36,8 @@ class Run:
     warn: Warn
     decoders: Decoders
     limits: Limits | None
-    tick: Callable[[], None] | None = None  # called as work is done (a progress line)
+    # a progress line: (files of this walk read, its files once the walk has ended, else None)
+    tick: Callable[[int, int | None], None] | None = None
     verbose: bool = False  # -v: each skip and drop is also a Skipped line, sent through warn
 
     @property

@@ -58,8 +58,11 @@ def _partial_clone(repo: GitRepo) -> bool:
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
-def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
+def _inventory(
+    repo: GitRepo, revs: Sequence[str], partial: bool, progress: Progress | None = None
+) -> _Inventory:
     """Commits and blobs reachable from ``revs``: rev-list piped into cat-file --batch-check."""
+    listing = progress.listing if progress is not None and progress.enabled else None
     missing = ("--missing=allow-any",) if partial else ()  # never fetched: see NO_TRANSPORT
     revlist = popen(repo, "rev-list", "--objects", *missing, *revs, "--")
     assert revlist.stdout is not None
@@ -79,6 +82,8 @@ def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
             if kind == b"blob" and len(parts) >= 3:
                 path = parts[3].decode("utf-8", "surrogateescape") if len(parts) > 3 else ""
                 inv.blobs.append(Blob(parts[1].decode(), int(parts[2]), path))
+                if listing is not None and not len(inv.blobs) & 0x3FF:
+                    listing(len(inv.blobs))
                 if path == ".gitmodules" or path.endswith("/.gitmodules"):
                     inv.gitmodules = True
             elif kind == b"commit":
@@ -256,7 +261,7 @@ class History:
     def _walked(self, partial: bool) -> Iterator[Chunk]:
         """The blobs that ``rev-list --objects`` lists, each with a path."""
         repo, stats = self.repo, self.stats
-        inv = _inventory(repo, self._revs, partial)
+        inv = _inventory(repo, self._revs, partial, self.progress)
         stats.extra["commits"] = stats.extra.get("commits", 0) + inv.commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + len(inv.blobs)
         if inv.commits == 0:

@@ -334,7 +334,7 @@ class HistorySource(Source):
             run.stats,
             label=t.label,
             excluded=excluded,
-            progress=Progress(self.progress, f"scanning {repo.display}"),
+            progress=Progress(self.progress, repo.display),
             rules=run.rules,
             wants=may_hide(run.decoders),
             warn=run.warn,
