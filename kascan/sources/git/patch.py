@@ -5,11 +5,12 @@ path and commit."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from kascan.model import Candidate, Chunk, Commit, scrub
 from kascan.sources.git.blobs import Blob, iter_blobs
@@ -128,7 +129,7 @@ class PatchStats:
 
 
 def iter_patch(
-    stream: IO[bytes],
+    stream: Iterable[bytes],
     *,
     label: str | None,
     stats: ScanStats,
@@ -324,19 +325,78 @@ def _patch_totals(stats: ScanStats, pstats: PatchStats) -> None:
     stats.extra["lines"] = stats.extra.get("lines", 0) + pstats.lines
 
 
-def staged_paths(repo: GitRepo) -> set[str]:
-    """Paths with staged additions or changes (what pre-commit passes to a commit hook)."""
-    proc = run_git(
-        repo,
-        "diff",
-        "--cached",
-        "--name-only",
-        "-z",
-        "-M",
-        "--no-relative",
-        "--diff-filter=ACMRTUXB",  # against HEAD, or the empty tree before the first commit
-    )
-    return {p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p}
+def _raw_paths(lines: Iterator[bytes]) -> tuple[set[str], bytes | None]:
+    """The paths of the ``--raw`` part of ``git diff --raw -p`` that the change adds or changes
+    (every status but ``D``, a rename's new name: what ``--name-only --diff-filter=ACMRTUXB``
+    lists, what pre-commit passes a commit hook), and the first line after that part (the empty
+    line before the patch; None at the end of the output)."""
+    paths: set[str] = set()
+    for line in lines:
+        if not line.startswith(b":"):
+            return paths, line
+        meta, _, names = line.rstrip(b"\n").partition(b"\t")
+        if names and not meta.rsplit(b" ", 1)[-1].startswith(b"D"):
+            # a path with a tab in it is quoted: the last field is the new name
+            new = unquote_path(names.rsplit(b"\t", 1)[-1])
+            paths.add(new.decode("utf-8", "surrogateescape"))
+    return paths, None
+
+
+class StagedDiff:
+    """The staged change as one ``git diff --cached --raw -p`` (HEAD, or the empty tree before
+    the first commit): :attr:`paths` (its raw part: what the index adds or changes) are read as
+    it starts, so that a caller can decide whether to read its patch (:meth:`chunks`) or not
+    (:meth:`close`); one git process for both."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.proc = popen(repo, "diff", "--cached", "--raw", *_DIFF_ARGS, "--")
+        try:
+            assert self.proc.stdout is not None
+            self._lines: Iterator[bytes] = iter(self.proc.stdout)
+            self.paths, first = _raw_paths(self._lines)
+            if first is None:  # no change (or git failed: say so now, not as "nothing staged")
+                finish(repo, self.proc, "diff --cached")
+            elif first != b"\n":  # not the separator: a patch line, read as one
+                self._lines = itertools.chain((first,), self._lines)
+        except BaseException:
+            kill(self.proc)
+            raise
+
+    def chunks(
+        self,
+        stats: ScanStats,
+        *,
+        label: str | None = None,
+        excluded: Callable[[str], bool] | None = None,
+        pstats: PatchStats | None = None,
+        only: Collection[str] | None = None,
+        note: Warn | None = None,
+    ) -> Iterator[Chunk]:
+        """The lines the index adds to HEAD, read from the index, never the work tree; ``only``
+        narrows it to those paths (after rename detection over the whole change, so a file
+        renamed into ``only`` does not count as all new); ``note`` (``-v``) hears of each
+        excluded file."""
+        pstats = pstats if pstats is not None else PatchStats()
+        try:
+            yield from iter_patch(
+                self._lines,
+                label=label,
+                stats=stats,
+                pstats=pstats,
+                excluded=excluded,
+                only=only,
+                note=note,
+            )
+            finish(self.repo, self.proc, "diff --cached")
+        finally:
+            kill(self.proc)
+        yield from iter_wholes(self.repo, pstats.wholes, stats, label=label, note=note)
+        _patch_totals(stats, pstats)
+
+    def close(self) -> None:
+        """The patch is not read: git is ended."""
+        kill(self.proc)
 
 
 def iter_staged(
@@ -349,28 +409,10 @@ def iter_staged(
     only: Collection[str] | None = None,
     note: Warn | None = None,
 ) -> Iterator[Chunk]:
-    """The lines the index adds to HEAD (to the empty tree before the first commit), read from
-    the index, never the work tree; ``only`` narrows it to those paths (after rename detection
-    over the whole change, so a file renamed into ``only`` does not count as all new)."""
-    pstats = pstats if pstats is not None else PatchStats()
-    # no base: HEAD, or the empty tree before the first commit (one git process fewer)
-    proc = popen(repo, "diff", "--cached", *_DIFF_ARGS, "--")
-    try:
-        assert proc.stdout is not None
-        yield from iter_patch(
-            proc.stdout,
-            label=label,
-            stats=stats,
-            pstats=pstats,
-            excluded=excluded,
-            only=only,
-            note=note,
-        )
-        finish(repo, proc, "diff --cached")
-    finally:
-        kill(proc)
-    yield from iter_wholes(repo, pstats.wholes, stats, label=label, note=note)
-    _patch_totals(stats, pstats)
+    """The lines the index adds to HEAD (see :meth:`StagedDiff.chunks`)."""
+    yield from StagedDiff(repo).chunks(
+        stats, label=label, excluded=excluded, pstats=pstats, only=only, note=note
+    )
 
 
 def iter_range(

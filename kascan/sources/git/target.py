@@ -428,30 +428,38 @@ class StagedSource(Source):
         repo, label, stats = self.target.repo, self.label, run.stats
         excluded = excluder(self.target.exclude, run.warn)
         pstats = p.PatchStats()
-        if self.files is None:
-            yield from p.iter_staged(
-                repo, stats, label=label, excluded=excluded, pstats=pstats, note=run.note
-            )
-            if pstats.lines or pstats.wholes:
-                self.notes.append(
-                    f"scanned the staged change: {pstats.lines} added line(s) in "
-                    f"{len(pstats.files)} file(s), read from the index"
+        rel = relative_files(repo, self.files, run.warn) if self.files is not None else None
+        diff = p.StagedDiff(repo)  # one git process: what is staged, and its patch
+        try:
+            if rel is None:
+                yield from diff.chunks(
+                    stats, label=label, excluded=excluded, pstats=pstats, note=run.note
                 )
-            else:
-                self.notes.append("the index adds no lines to HEAD: nothing to scan")
-            return
-        rel = relative_files(repo, self.files, run.warn)
-        if set(rel) <= p.staged_paths(repo):
-            # what ``git commit`` hands the hook: the added lines of these files
-            only = frozenset(rel)
-            yield from p.iter_staged(
-                repo, stats, label=label, excluded=excluded, pstats=pstats, only=only, note=run.note
-            )
-            self.notes.append(
-                f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} "
-                "added line(s), read from the index"
-            )
-            return
+                if pstats.lines or pstats.wholes:
+                    self.notes.append(
+                        f"scanned the staged change: {pstats.lines} added line(s) in "
+                        f"{len(pstats.files)} file(s), read from the index"
+                    )
+                else:
+                    self.notes.append("the index adds no lines to HEAD: nothing to scan")
+                return
+            if set(rel) <= diff.paths:
+                # what ``git commit`` hands the hook: the added lines of these files
+                yield from diff.chunks(
+                    stats,
+                    label=label,
+                    excluded=excluded,
+                    pstats=pstats,
+                    only=frozenset(rel),
+                    note=run.note,
+                )
+                self.notes.append(
+                    f"scanned the staged change of the {len(rel)} file(s) named: "
+                    f"{pstats.lines} added line(s), read from the index"
+                )
+                return
+        finally:
+            diff.close()
         # ``pre-commit run --files``/``--all-files``: files that are not all staged: read whole
         yield from p.iter_index_files(
             repo,
