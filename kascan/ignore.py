@@ -121,7 +121,7 @@ def global_excludes_file() -> Path | None:
     return Path(xdg) / "git" / "ignore"
 
 
-_GROUP_NAME = re.compile(r"\(\?P<[^>]+>")
+_GROUP_NAME = r"\(\?P<[^>]+>"  # compiled on first use (re caches it)
 
 
 def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
@@ -138,7 +138,7 @@ def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
             continue
         if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
             return None
-        parts.append(_GROUP_NAME.sub("(?:", regex.pattern))
+        parts.append(re.compile(_GROUP_NAME).sub("(?:", regex.pattern))
         flags |= regex.flags
     if not parts:
         return None

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kascan.model import Candidate, Chunk, Commit, scrub
-from kascan.sources.git.blobs import Blob, iter_blobs
 from kascan.sources.git.process import GitRepo, finish, kill, popen, run_git
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.sources.archives import Limits
+    from kascan.sources.git.blobs import Blob
 
 Warn = Callable[[str], None]
 
@@ -281,6 +281,10 @@ def iter_wholes(
 ) -> Iterator[Chunk]:
     """The old blobs of ``wholes`` (``origin`` ``old:<id>``: what was there before), then the new
     ones, each a whole chunk at its path and commit, so that archives in them are opened."""
+    if not wholes:  # the common case (text only): the blob reader is not even imported
+        return
+    from kascan.sources.git.blobs import Blob, iter_blobs
+
     for side in ("old", "new"):
         blobs: list[Blob] = []
         commits: dict[tuple[str, str], Commit | None] = {}
@@ -484,6 +488,7 @@ def iter_objects(
     """The messages and identities of ``commits`` and of the tag objects ``tags``: each object
     read once with ``cat-file --batch`` and cut as the history scan cuts it
     (:func:`kascan.sources.git.blobstream.object_chunks`), each chunk at its commit."""
+    from kascan.sources.git.blobs import Blob, iter_blobs
     from kascan.sources.git.blobstream import SHORT, object_chunks
 
     known = {c.sha: c for c in commits}
@@ -546,6 +551,7 @@ def iter_index_files(
     is not in the index is read from the work tree (its archives opened with ``archives``)."""
     from kascan.sources.base import FileRef
     from kascan.sources.files import read_file
+    from kascan.sources.git.blobs import Blob, iter_blobs
 
     wanted = [f for f in files if not (excluded is not None and excluded(f))]
     stats.skipped["excluded"] += len(files) - len(wanted)
