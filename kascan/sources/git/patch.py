@@ -403,22 +403,6 @@ class StagedDiff:
         kill(self.proc)
 
 
-def iter_staged(
-    repo: GitRepo,
-    stats: ScanStats,
-    *,
-    label: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
-    pstats: PatchStats | None = None,
-    only: Collection[str] | None = None,
-    note: Warn | None = None,
-) -> Iterator[Chunk]:
-    """The lines the index adds to HEAD (see :meth:`StagedDiff.chunks`)."""
-    yield from StagedDiff(repo).chunks(
-        stats, label=label, excluded=excluded, pstats=pstats, only=only, note=note
-    )
-
-
 def iter_range(
     repo: GitRepo,
     revs: Sequence[str],
