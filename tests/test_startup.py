@@ -36,7 +36,6 @@ HEAVY = {
     "kascan.parallel",
     "kascan.verify",
     "kascan.baselines",
-    "kascan.progress",  # not a terminal
     "kascan.github_api",
     "importlib.metadata",
     "importlib.resources",
