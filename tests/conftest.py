@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -70,10 +71,18 @@ class Result:
             assert body not in self.stderr, "key body leaked on stderr"
 
 
+_HYPERSCAN = importlib.util.find_spec("hyperscan") is not None
+
+
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "KASCAN_"))}
     if "KASCAN_ENGINE" in os.environ:  # CI runs the suite again with the fallback engine
         env["KASCAN_ENGINE"] = os.environ["KASCAN_ENGINE"]
+    elif _HYPERSCAN:
+        # without it, a process's first 64 KiB go through the fallback engine (a fast hook):
+        # the suite's small inputs would then never meet Hyperscan. tests/test_startup.py runs
+        # the engine a user gets, with the variable unset.
+        env["KASCAN_ENGINE"] = "hyperscan"
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
