@@ -496,18 +496,14 @@ class History:
 
         The walk goes newest first (``--date-order``: no parent before its children) and a later
         commit replaces an earlier one's introduction, so the oldest wins; ``--reverse`` would
-        give the same answer but costs git a third more. Merges are diffed against their first
-        parent; what a merge adds counts only for keys that no other commit introduces."""
+        give the same answer but costs git a third more. What a merge adds (diffed against its
+        first parent) counts only for keys that no other commit introduces: merges are left
+        out of the walk (their diffs are a fifth of its cost), and walked on their own
+        afterwards only when a key is introduced by no other commit or a blob is in none of
+        their changes (an "evil" merge, a stash entry's commits)."""
         early = self._early_walk
         self._early_walk = None
-        proc: subprocess.Popen[bytes] | None = None
-        if early is not None:
-            stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
-        else:
-            find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
-            proc = popen(self.repo, *_WALK_ARGS, *find, *self._revs, "--")
-            assert proc.stdout is not None
-            stream = proc.stdout
+        find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
         intros: dict[tuple[str, str], Introduction] = {}
         by_merges: dict[tuple[str, str], Introduction] = {}
         seen: set[str] = set()
@@ -527,38 +523,50 @@ class History:
                         continue  # moved here from another path in this commit: not new
                     target[(key, path)] = Introduction(commit, dst, path)  # older wins
 
-        try:
-            commit: Commit | None = None
-            merge = False
-            entries: list[_Entry] = []
-            tokens = _nul_tokens(stream)
-            # Positional: a record is "\x01SHA", "PARENTS", then (":META", "PATH") pairs. A path
-            # (the only attacker-written field: names and dates are not in the walk) is always
-            # consumed as the token after its META, so no byte in it can start a record.
-            for tok in tokens:
-                tok = tok.lstrip(b"\n")
-                if tok.startswith(b"\x01"):
-                    settle(commit, merge, entries)
-                    entries = []
-                    merge = b" " in next(tokens, b"").strip()
-                    commit = Commit(tok[1:].decode("ascii", "replace"), "", "", "")
-                elif tok.startswith(b":"):
-                    path = next(tokens, b"").decode("utf-8", "surrogateescape")
-                    meta = tok[1:].split()
-                    if len(meta) < 5:
-                        continue
-                    src, dst, status = meta[2].decode(), meta[3].decode(), meta[4].decode()
-                    if src in keys or dst in keys:
-                        seen.update(oid for oid in (src, dst) if oid in keys)
-                        entries.append((src, dst, status, path))
-            settle(commit, merge, entries)
-            if proc is not None:
-                finish(self.repo, proc, "log")
-        finally:
-            if proc is not None:
-                kill(proc)
+        def walk(args: Sequence[str], early: _EarlyWalk | None) -> None:
+            proc: subprocess.Popen[bytes] | None = None
+            if early is not None:
+                stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
             else:
-                stream.close()
+                proc = popen(self.repo, *args, *find, *self._revs, "--")
+                assert proc.stdout is not None
+                stream = proc.stdout
+            try:
+                commit: Commit | None = None
+                merge = False
+                entries: list[_Entry] = []
+                tokens = _nul_tokens(stream)
+                # Positional: a record is "\x01SHA", "PARENTS", then (":META", "PATH") pairs. A
+                # path (the only attacker-written field: names and dates are not in the walk) is
+                # always consumed as the token after its META, so no byte in it can start a record.
+                for tok in tokens:
+                    tok = tok.lstrip(b"\n")
+                    if tok.startswith(b"\x01"):
+                        settle(commit, merge, entries)
+                        entries = []
+                        merge = b" " in next(tokens, b"").strip()
+                        commit = Commit(tok[1:].decode("ascii", "replace"), "", "", "")
+                    elif tok.startswith(b":"):
+                        path = next(tokens, b"").decode("utf-8", "surrogateescape")
+                        meta = tok[1:].split()
+                        if len(meta) < 5:
+                            continue
+                        src, dst, status = meta[2].decode(), meta[3].decode(), meta[4].decode()
+                        if src in keys or dst in keys:
+                            seen.update(oid for oid in (src, dst) if oid in keys)
+                            entries.append((src, dst, status, path))
+                settle(commit, merge, entries)
+                if proc is not None:
+                    finish(self.repo, proc, "log")
+            finally:
+                if proc is not None:
+                    kill(proc)
+                else:
+                    stream.close()
+
+        walk(_WALK_ARGS, early)
+        if wanted - {k for k, _ in intros} or keys.keys() - seen:
+            walk(_MERGES_WALK_ARGS, None)
         introduced = {k for k, _ in intros}
         for (key, path), intro in by_merges.items():
             if key not in introduced:
@@ -651,7 +659,7 @@ def _identities(repo: GitRepo, shas: Collection[str]) -> dict[str, Commit]:
     return out
 
 
-_WALK_ARGS = (
+_LOG_ARGS = (
     "log",
     "--no-renames",
     "--raw",
@@ -662,8 +670,9 @@ _WALK_ARGS = (
     "--no-textconv",
     "--no-ext-diff",
     "--format=%x01%H%x00%P",  # no names: they are attacker-written and looked up afterwards
-    "--diff-merges=first-parent",
 )
+_WALK_ARGS = (*_LOG_ARGS, "--diff-merges=off")  # every commit, merges without their changes
+_MERGES_WALK_ARGS = (*_LOG_ARGS, "--merges", "--diff-merges=first-parent")  # merges only
 
 
 class _EarlyWalk:
