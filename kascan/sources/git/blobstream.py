@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 READ = 1 << 20  # bytes per read of the cat-file stream (at most)
 LOW = READ // 4  # a read shorter than this is followed by a nap before the next one
 NAP = 0.0005  # seconds: git fills ~0.5 MiB of the pipe meanwhile, with no wakeup per write
+# git's listing, its cat-file --batch, and the thread feeding one's ids to the other
+_Procs = tuple["subprocess.Popen[bytes]", "subprocess.Popen[bytes]", threading.Thread]
 # the reader's one buffer: a record up to a window (bigger ones are streamed), then a read
 CAPACITY = WINDOW + READ + 4096
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe lets git run ahead of the parent
@@ -175,6 +177,7 @@ class BlobStream:
         self.objects = 0  # commits and tags read
         self._listed = 0  # blob ids the feeder has passed on (the progress total)
         self._error: BaseException | None = None
+        self._procs: _Procs | None = None  # after start()
 
     # -- the feeder: object list -> blob ids -> cat-file --batch --------------------------------
 
@@ -201,6 +204,7 @@ class BlobStream:
                 if ids:
                     ids.append(b"")
                     sink.write(b"\n".join(ids))
+                    sink.flush()  # git starts on the first ids, not when a buffer is full
                     self._listed += len(ids) - 1
             if rest.startswith(kinds):
                 sink.write(rest.partition(b" ")[2] + b"\n")
@@ -211,8 +215,14 @@ class BlobStream:
             with contextlib.suppress(OSError, ValueError):
                 sink.close()
 
-    def chunks(self) -> Iterator[Chunk]:
-        from kascan.sources.git.process import finish, kill, popen
+    def start(self) -> None:
+        """Start git: the listing, ``cat-file --batch`` and the feeder thread between them.
+        :meth:`chunks` calls it if the caller did not (a caller that starts the stream first
+        has git inflating blobs while it sets up the rest) and ends it; a caller that starts
+        it and then never reads must call :meth:`stop`."""
+        if self._procs is not None:
+            return
+        from kascan.sources.git.process import kill, popen
 
         repo = self.repo
         listing = popen(
@@ -222,29 +232,50 @@ class BlobStream:
             "--unordered",
             "--batch-check=%(objecttype) %(objectname)",
         )
-        cat = popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+        try:
+            cat = popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+        except BaseException:
+            kill(listing)
+            raise
         assert listing.stdout is not None and cat.stdin is not None and cat.stdout is not None
-        fd = cat.stdout.fileno()
         with contextlib.suppress(OSError):
             import fcntl
 
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ)
+            fcntl.fcntl(cat.stdout.fileno(), _F_SETPIPE_SZ, READ)
             # the ids too: the feeder thread wakes (and takes the GIL) once per ~20,000 ids
             fcntl.fcntl(cat.stdin.fileno(), _F_SETPIPE_SZ, READ)
         feeder = threading.Thread(
             target=self._feed, args=(listing.stdout, cat.stdin), name="kascan-blob-ids", daemon=True
         )
+        self._procs = (listing, cat, feeder)
         feeder.start()
+
+    def stop(self) -> None:
+        """End git (after :meth:`start`): what was not read is dropped."""
+        if self._procs is not None:
+            from kascan.sources.git.process import kill
+
+            listing, cat, _feeder = self._procs
+            kill(cat)
+            kill(listing)
+
+    def chunks(self) -> Iterator[Chunk]:
+        from kascan.sources.git.process import finish
+
+        repo = self.repo
+        self.start()
+        assert self._procs is not None
+        listing, cat, feeder = self._procs
+        assert cat.stdout is not None
         try:
-            yield from self._parse(fd)
+            yield from self._parse(cat.stdout.fileno())
             feeder.join()
             finish(repo, listing, "cat-file --batch-all-objects")
             finish(repo, cat, "cat-file --batch")
             if self._error is not None:
                 raise KascanError(f"git cat-file stopped early in {repo.display}")
         finally:
-            kill(cat)
-            kill(listing)
+            self.stop()
 
     # -- the reader ----------------------------------------------------------------------------
 

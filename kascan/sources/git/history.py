@@ -199,8 +199,6 @@ class History:
 
         repo, stats = self.repo, self.stats
         assert self.rules is not None
-        counter = popen(repo, "rev-list", "--count", *self._revs, "--")
-        modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
         progress = self.progress.update if self.progress and self.progress.enabled else None
         gate = fast_prefix(self.rules)
         wants = self.wants if gate else None
@@ -212,10 +210,15 @@ class History:
             progress=progress,
             objects=self.messages,
         )
-        # the attribution walk runs alongside, into a file: when some blob holds a key it is
-        # (nearly) done by the end of the read; when none does it is stopped
-        self._early_walk = _start_walk(repo, self._revs)
+        stream.start()  # git inflates blobs from here on, while the rest is set up
+        counter: subprocess.Popen[bytes] | None = None
+        modules: subprocess.Popen[bytes] | None = None
         try:
+            counter = popen(repo, "rev-list", "--count", *self._revs, "--")
+            modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
+            # the attribution walk runs alongside, into a file: when some blob holds a key it
+            # is (nearly) done by the end of the read; when none does it is stopped
+            self._early_walk = _start_walk(repo, self._revs)
             yield from stream.chunks()
             assert counter.stdout is not None and modules.stdout is not None
             count = counter.stdout.read().strip()
@@ -223,10 +226,12 @@ class History:
             finish(repo, counter, "rev-list --count")
             finish(repo, modules, "rev-list")
         finally:
+            stream.stop()
             if self.progress is not None:
                 self.progress.close()
-            kill(counter)
-            kill(modules)
+            for proc in (counter, modules):
+                if proc is not None:
+                    kill(proc)
         commits = int(count or 0)
         stats.extra["commits"] = stats.extra.get("commits", 0) + commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + stream.blobs
