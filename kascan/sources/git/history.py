@@ -211,28 +211,18 @@ class History:
             objects=self.messages,
         )
         stream.start()  # git inflates blobs from here on, while the rest is set up
-        counter: subprocess.Popen[bytes] | None = None
-        modules: subprocess.Popen[bytes] | None = None
         try:
-            counter = popen(repo, "rev-list", "--count", *self._revs, "--")
-            modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
             # the attribution walk runs alongside, into a file: when some blob holds a key it
             # is (nearly) done by the end of the read; when none does it is stopped
             self._early_walk = _start_walk(repo, self._revs)
             yield from stream.chunks()
-            assert counter.stdout is not None and modules.stdout is not None
-            count = counter.stdout.read().strip()
-            has_modules = bool(modules.stdout.read().strip())
-            finish(repo, counter, "rev-list --count")
-            finish(repo, modules, "rev-list")
         finally:
             stream.stop()
             if self.progress is not None:
                 self.progress.close()
-            for proc in (counter, modules):
-                if proc is not None:
-                    kill(proc)
-        commits = int(count or 0)
+        # the walk has (nearly always) gone through every commit by now: it counts them
+        census = self._early_walk.census() if self._early_walk is not None else None
+        commits, has_modules = census if census is not None else self._census()
         stats.extra["commits"] = stats.extra.get("commits", 0) + commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + stream.blobs
         stats.bytes += stream.bytes
@@ -252,6 +242,24 @@ class History:
         if stream.missing:
             self.stats.skipped["missing-object"] += stream.missing
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
+
+    def _census(self) -> tuple[int, bool]:
+        """The commits and whether one changes ``.gitmodules``, without the walk's help."""
+        repo = self.repo
+        counter = popen(repo, "rev-list", "--count", *self._revs, "--")
+        try:
+            modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
+            try:
+                assert counter.stdout is not None and modules.stdout is not None
+                count = counter.stdout.read().strip()
+                has_modules = bool(modules.stdout.read().strip())
+                finish(repo, counter, "rev-list --count")
+                finish(repo, modules, "rev-list")
+            finally:
+                kill(modules)
+        finally:
+            kill(counter)
+        return int(count or 0), has_modules
 
     def _walked(self, partial: bool) -> Iterator[Chunk]:
         """The blobs that ``rev-list --objects`` lists, each with a path."""
@@ -692,6 +700,37 @@ class _EarlyWalk:
         kill(self.proc)
         self.out.close()
         self.err.close()
+
+    def census(self) -> tuple[int, bool] | None:
+        """The commits the walk went through (what ``rev-list --count`` of the same roots says:
+        it shows every commit once, merges too) and whether any of them changes a top-level
+        ``.gitmodules``; None while it runs, or when it failed (the attribution says why)."""
+        if self.proc.poll() is None or self.proc.returncode != 0:
+            return None
+        count, modules = 0, False
+        rest = b""
+        try:
+            self.out.seek(0)
+            while True:
+                block = self.out.read(1 << 20)
+                data = rest + block
+                # up to the last record that starts here: a token never straddles the cut
+                cut = _record_start(data, len(data) - 1, 1) if block else len(data)
+                if cut <= 0:
+                    if block:
+                        rest = data
+                        continue
+                    cut = len(data)
+                part, rest = data[:cut], data[cut:]
+                count += sum(1 for _ in _RECORD.finditer(part))
+                # a path is the only token that can be ".gitmodules"; each ends with a NUL
+                modules = modules or b"\0.gitmodules\0" in part
+                if not block:
+                    break
+            self.out.seek(0)
+        except OSError:
+            return None
+        return count, modules
 
 
 def _start_walk(repo: GitRepo, revs: Sequence[str]) -> _EarlyWalk | None:
