@@ -5,9 +5,17 @@ are stored (no history walk); a feeder thread passes the blobs' ids on to ``git 
 --buffer``, which inflates them in the child while the parent reads its output in large blocks and
 parses the headers itself. Only blobs that can hold a finding become :class:`Chunk` records: with
 ``gate`` set (the built-in rule alone) a blob is handed on only when its bytes contain ``gate``,
-found with one ``find`` over the buffer for many blobs at once, or when ``wants`` says it may
+found by one streaming pass of the engine over everything read, or when ``wants`` says it may
 hide a key in another form (an archive, base64, UTF-16: the decoders' own cheap first tests).
 Nothing is kept per blob, so memory stays flat whatever the number of objects.
+
+Why a feeder and not ``git cat-file --batch-all-objects --batch`` itself (one process, no ids
+on stdin): that also inflates and writes every tree, which the scan never needs (u-boot's
+153,000 trees are 444 MB of its 2.3 GB). Measured on that history (294,000 objects), git and
+the reader together spend 2.3-2.5 CPU-seconds with the feeder against 3.0-3.1 without it; the
+listing costs git 0.2 s of that. The cost of the read is in the pipe, not the parsing: git
+writes each blob's header and then 16 KiB pieces, and the reader sleeps briefly after a short
+read rather than being woken for each (see :meth:`BlobStream._parse`).
 
 This reads *every* blob in the database, reachable or not: the caller decides afterwards, for the
 few blobs that hold a candidate, whether any ref reaches them (``History``).
