@@ -627,3 +627,27 @@ def test_many_blobs_with_keys_are_attributed_from_the_whole_walk(
     found = hits(scan(run_cli, git_repo))
     assert found == [(f"k/{i:02d}.txt", 2, 1, c2) for i in range(70)] + [("moved.txt", 1, 1, c3)]
     assert c4 not in {sha for *_, sha in found}
+
+
+def test_commits_are_counted_from_the_walk_as_rev_list_counts_them(
+    run_cli: RunCli, git_repo: GitRepo, key: str
+) -> None:
+    # merges (shown by the walk without their changes), a reset-away commit only the reflog
+    # reaches, a nested .gitmodules (not a submodule), and a path made to look like a record
+    git_repo.commit("base", {"a.txt": "a\n", "lib/.gitmodules": "not top-level\n"})
+    for side in ("one", "two"):
+        git_repo.git("checkout", "-q", "-b", side, "main")
+        git_repo.commit(side, {f"{side}.txt": f"{side}\n"})
+    git_repo.git("checkout", "-q", "main")
+    git_repo.git("merge", "-q", "--no-edit", "one", "two")  # an octopus
+    fake = "\x01" + "ab" * 20
+    git_repo.commit("odd path", {fake: "x\n", "k.txt": f"{key}\n"})
+    git_repo.commit("gone", {"gone.txt": "gone\n"})
+    git_repo.git("reset", "-q", "--hard", "HEAD~1")
+    result = scan(run_cli, git_repo)
+    assert [h[0] for h in hits(result)] == ["k.txt"]
+    summary = result.json()["summary"]
+    assert isinstance(summary, dict)
+    want = git_repo.git("rev-list", "--count", "--all", "--reflog", "--")
+    assert summary["commits"] == int(want) == 6
+    assert "has submodules" not in result.stdout + result.stderr

@@ -72,6 +72,10 @@ _MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"Cr24", "crx"),
 )
 _MORE_FIRST = frozenset(m[0] for m, _k in _MAGICS)
+# the first byte of every format :func:`sniff` names but tar (whose magic sits at 257): a blob
+# that starts with none of them and has no ``ustar`` at 257 is no archive (a one-byte test)
+MAGIC_FIRST = _FIRST | _MORE_FIRST
+TAR_MAGIC = (257, b"ustar")
 # formats read from a seekable file, or from memory (buffered up to max_in_memory)
 _SEEKING = frozenset({"zip", "7z", "pdf", "sqlite", "crx", "sfx"})
 _WHAT = {"7z": "7z archive", "ar": "ar archive", "rpm": "rpm package", "cpio": "cpio archive",
@@ -99,7 +103,7 @@ def sniff(head: bytes) -> str | None:
             and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")
         ):
             return "bzip2"
-    if head[257:262] == b"ustar":
+    if head[TAR_MAGIC[0] : TAR_MAGIC[0] + len(TAR_MAGIC[1])] == TAR_MAGIC[1]:
         return "tar"
     return None
 

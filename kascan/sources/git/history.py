@@ -207,8 +207,6 @@ class History:
 
         repo, stats = self.repo, self.stats
         assert self.rules is not None
-        counter = popen(repo, "rev-list", "--count", *self._revs, "--")
-        modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
         progress = self.progress.update if self.progress and self.progress.enabled else None
         gate = fast_prefix(self.rules)
         wants = self.wants if gate else None
@@ -220,22 +218,19 @@ class History:
             progress=progress,
             objects=self.messages,
         )
-        # the attribution walk runs alongside, into a file: when some blob holds a key it is
-        # (nearly) done by the end of the read; when none does it is stopped
-        self._early_walk = _start_walk(repo, self._revs)
+        stream.start()  # git inflates blobs from here on, while the rest is set up
         try:
+            # the attribution walk runs alongside, into a file: when some blob holds a key it
+            # is (nearly) done by the end of the read; when none does it is stopped
+            self._early_walk = _start_walk(repo, self._revs)
             yield from stream.chunks()
-            assert counter.stdout is not None and modules.stdout is not None
-            count = counter.stdout.read().strip()
-            has_modules = bool(modules.stdout.read().strip())
-            finish(repo, counter, "rev-list --count")
-            finish(repo, modules, "rev-list")
         finally:
+            stream.stop()
             if self.progress is not None:
                 self.progress.close()
-            kill(counter)
-            kill(modules)
-        commits = int(count or 0)
+        # the walk has (nearly always) gone through every commit by now: it counts them
+        census = self._early_walk.census() if self._early_walk is not None else None
+        commits, has_modules = census if census is not None else self._census()
         stats.extra["commits"] = stats.extra.get("commits", 0) + commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + stream.blobs
         stats.bytes += stream.bytes
@@ -257,6 +252,24 @@ class History:
             if self.note is not None:
                 self.note(Skipped(f"skipped {stream.missing} object(s) of {repo.display}: missing"))
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
+
+    def _census(self) -> tuple[int, bool]:
+        """The commits and whether one changes ``.gitmodules``, without the walk's help."""
+        repo = self.repo
+        counter = popen(repo, "rev-list", "--count", *self._revs, "--")
+        try:
+            modules = popen(repo, "rev-list", "-1", *self._revs, "--", ".gitmodules")
+            try:
+                assert counter.stdout is not None and modules.stdout is not None
+                count = counter.stdout.read().strip()
+                has_modules = bool(modules.stdout.read().strip())
+                finish(repo, counter, "rev-list --count")
+                finish(repo, modules, "rev-list")
+            finally:
+                kill(modules)
+        finally:
+            kill(counter)
+        return int(count or 0), has_modules
 
     def _walked(self, partial: bool) -> Iterator[Chunk]:
         """The blobs that ``rev-list --objects`` lists, each with a path."""
@@ -527,18 +540,14 @@ class History:
 
         The walk goes newest first (``--date-order``: no parent before its children) and a later
         commit replaces an earlier one's introduction, so the oldest wins; ``--reverse`` would
-        give the same answer but costs git a third more. Merges are diffed against their first
-        parent; what a merge adds counts only for keys that no other commit introduces."""
+        give the same answer but costs git a third more. What a merge adds (diffed against its
+        first parent) counts only for keys that no other commit introduces: merges are left
+        out of the walk (their diffs are a fifth of its cost), and walked on their own
+        afterwards only when a key is introduced by no other commit or a blob is in none of
+        their changes (an "evil" merge, a stash entry's commits)."""
         early = self._early_walk
         self._early_walk = None
-        proc: subprocess.Popen[bytes] | None = None
-        if early is not None:
-            stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
-        else:
-            find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
-            proc = popen(self.repo, *_WALK_ARGS, *find, *self._revs, "--")
-            assert proc.stdout is not None
-            stream = proc.stdout
+        find = [f"--find-object={oid}" for oid in sorted(keys)] if len(keys) <= 2000 else []
         intros: dict[tuple[str, str], Introduction] = {}
         by_merges: dict[tuple[str, str], Introduction] = {}
         seen: set[str] = set()
@@ -558,38 +567,50 @@ class History:
                         continue  # moved here from another path in this commit: not new
                     target[(key, path)] = Introduction(commit, dst, path)  # older wins
 
-        try:
-            commit: Commit | None = None
-            merge = False
-            entries: list[_Entry] = []
-            tokens = _nul_tokens(stream)
-            # Positional: a record is "\x01SHA", "PARENTS", then (":META", "PATH") pairs. A path
-            # (the only attacker-written field: names and dates are not in the walk) is always
-            # consumed as the token after its META, so no byte in it can start a record.
-            for tok in tokens:
-                tok = tok.lstrip(b"\n")
-                if tok.startswith(b"\x01"):
-                    settle(commit, merge, entries)
-                    entries = []
-                    merge = b" " in next(tokens, b"").strip()
-                    commit = Commit(tok[1:].decode("ascii", "replace"), "", "", "")
-                elif tok.startswith(b":"):
-                    path = next(tokens, b"").decode("utf-8", "surrogateescape")
-                    meta = tok[1:].split()
-                    if len(meta) < 5:
-                        continue
-                    src, dst, status = meta[2].decode(), meta[3].decode(), meta[4].decode()
-                    if src in keys or dst in keys:
-                        seen.update(oid for oid in (src, dst) if oid in keys)
-                        entries.append((src, dst, status, path))
-            settle(commit, merge, entries)
-            if proc is not None:
-                finish(self.repo, proc, "log")
-        finally:
-            if proc is not None:
-                kill(proc)
+        def walk(args: Sequence[str], early: _EarlyWalk | None) -> None:
+            proc: subprocess.Popen[bytes] | None = None
+            if early is not None:
+                stream: IO[bytes] = _walk_records(self.repo, early, set(keys))
             else:
-                stream.close()
+                proc = popen(self.repo, *args, *find, *self._revs, "--")
+                assert proc.stdout is not None
+                stream = proc.stdout
+            try:
+                commit: Commit | None = None
+                merge = False
+                entries: list[_Entry] = []
+                tokens = _nul_tokens(stream)
+                # Positional: a record is "\x01SHA", "PARENTS", then (":META", "PATH") pairs. A
+                # path (the only attacker-written field: names and dates are not in the walk) is
+                # always consumed as the token after its META, so no byte in it can start a record.
+                for tok in tokens:
+                    tok = tok.lstrip(b"\n")
+                    if tok.startswith(b"\x01"):
+                        settle(commit, merge, entries)
+                        entries = []
+                        merge = b" " in next(tokens, b"").strip()
+                        commit = Commit(tok[1:].decode("ascii", "replace"), "", "", "")
+                    elif tok.startswith(b":"):
+                        path = next(tokens, b"").decode("utf-8", "surrogateescape")
+                        meta = tok[1:].split()
+                        if len(meta) < 5:
+                            continue
+                        src, dst, status = meta[2].decode(), meta[3].decode(), meta[4].decode()
+                        if src in keys or dst in keys:
+                            seen.update(oid for oid in (src, dst) if oid in keys)
+                            entries.append((src, dst, status, path))
+                settle(commit, merge, entries)
+                if proc is not None:
+                    finish(self.repo, proc, "log")
+            finally:
+                if proc is not None:
+                    kill(proc)
+                else:
+                    stream.close()
+
+        walk(_WALK_ARGS, early)
+        if wanted - {k for k, _ in intros} or keys.keys() - seen:
+            walk(_MERGES_WALK_ARGS, None)
         introduced = {k for k, _ in intros}
         for (key, path), intro in by_merges.items():
             if key not in introduced:
@@ -684,7 +705,7 @@ def _identities(repo: GitRepo, shas: Collection[str]) -> dict[str, Commit]:
     return out
 
 
-_WALK_ARGS = (
+_LOG_ARGS = (
     "log",
     "--no-renames",
     "--raw",
@@ -695,8 +716,9 @@ _WALK_ARGS = (
     "--no-textconv",
     "--no-ext-diff",
     "--format=%x01%H%x00%P",  # no names: they are attacker-written and looked up afterwards
-    "--diff-merges=first-parent",
 )
+_WALK_ARGS = (*_LOG_ARGS, "--diff-merges=off")  # every commit, merges without their changes
+_MERGES_WALK_ARGS = (*_LOG_ARGS, "--merges", "--diff-merges=first-parent")  # merges only
 
 
 class _EarlyWalk:
@@ -711,6 +733,37 @@ class _EarlyWalk:
         kill(self.proc)
         self.out.close()
         self.err.close()
+
+    def census(self) -> tuple[int, bool] | None:
+        """The commits the walk went through (what ``rev-list --count`` of the same roots says:
+        it shows every commit once, merges too) and whether any of them changes a top-level
+        ``.gitmodules``; None while it runs, or when it failed (the attribution says why)."""
+        if self.proc.poll() is None or self.proc.returncode != 0:
+            return None
+        count, modules = 0, False
+        rest = b""
+        try:
+            self.out.seek(0)
+            while True:
+                block = self.out.read(1 << 20)
+                data = rest + block
+                # up to the last record that starts here: a token never straddles the cut
+                cut = _record_start(data, len(data) - 1, 1) if block else len(data)
+                if cut <= 0:
+                    if block:
+                        rest = data
+                        continue
+                    cut = len(data)
+                part, rest = data[:cut], data[cut:]
+                count += sum(1 for _ in _RECORD.finditer(part))
+                # a path is the only token that can be ".gitmodules"; each ends with a NUL
+                modules = modules or b"\0.gitmodules\0" in part
+                if not block:
+                    break
+            self.out.seek(0)
+        except OSError:
+            return None
+        return count, modules
 
 
 def _start_walk(repo: GitRepo, revs: Sequence[str]) -> _EarlyWalk | None:
