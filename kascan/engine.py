@@ -187,6 +187,18 @@ def hits(data: bytes) -> Hits:
     return found
 
 
+def any_needle(data: bytes | bytearray | memoryview) -> bool:
+    """Whether any needle occurs in ``data``, with the chosen engine, remembering nothing: for a
+    reused read buffer (:mod:`kascan.sources.stream`), where a window without a needle is left
+    out and one with a needle is copied out and scanned again by :func:`hits`."""
+    if (_CHOSEN[0] if _CHOSEN else _choose())[0] == "python":
+        return bool(scan_python(bytes(data)))
+    block, _stream, _lengths = _database()
+    raw: list[tuple[int, int]] = []
+    block.scan(data, match_event_handler=_on_match, context=raw)
+    return bool(raw)
+
+
 def _sort(found: Hits) -> Hits:
     for got in (found.prefix, found.base64, found.utf16, found.utf32, found.extra):
         if len(got) > 1:

@@ -71,7 +71,8 @@ def scan_file(ref: FileRef, run: Run) -> Iterator[Candidate]:
     work of a tree worker, and of a file named on the command line."""
     from kascan.sources.files import read_file
 
-    return match(unwrap(read_file(ref, run.stats, run.warn, archives=run.limits), run), run)
+    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, quiet=run.quiet)
+    return match(unwrap(chunks, run), run)
 
 
 def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate]:

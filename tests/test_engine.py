@@ -278,3 +278,121 @@ def test_history_same_findings_with_both_engines(
     found = {name: findings_of(r) for name, r in outs.items()}
     assert found["hyperscan"] == found["python"]
     assert len(found["python"]) == n
+
+
+# --------------------------------------------------------------------------- windows of a stream
+
+
+def reference_windows(data: bytes, window: int) -> list[tuple[bytes, int, int, int, int]]:
+    """The windows of ``data`` as a plain read-and-copy loop cuts them (what ``iter_stream`` did
+    before it read into one buffer, left out quiet windows and counted newlines lazily):
+    (bytes, line, column, fresh, tail) of every chunk."""
+    from kascan.sources.stream import CONTEXT, _columns
+
+    out = []
+    pos = 0
+    ctx = pending = b""
+    line, column = 1, 0
+    while True:
+        block = data[pos : pos + window]
+        pos += len(block)
+        if not block:
+            if pending or not ctx:
+                out.append((ctx + pending, line, column, len(ctx), 0))
+            return out
+        pending += block
+        if len(pending) < window:
+            continue
+        cut = len(pending) - OVERLAP
+        chunk = ctx + pending
+        out.append((chunk, line, column, len(ctx), len(pending) - cut))
+        end = len(ctx) + cut
+        start = max(end - CONTEXT, 0)
+        nl = chunk.rfind(b"\n", 0, start)
+        line += chunk.count(b"\n", 0, start)
+        column = column + _columns(chunk[:start]) if nl == -1 else _columns(chunk[nl + 1 : start])
+        ctx = chunk[start:end]
+        pending = pending[cut:]
+
+
+_runs = st.one_of(
+    st.binary(max_size=300),
+    st.text(alphabet="ab é€\n\t😀", max_size=400).map(lambda s: s.encode()),
+    st.integers(1, 40000).map(lambda n: b"x" * n),  # long runs without a newline
+    st.integers(1, 40000).map(lambda n: ("é" * n).encode()[1:]),  # cut characters
+    st.integers(1, 60000).map(lambda n: -n),  # a hole of a sparse file (NUL bytes)
+    keys.map(lambda k: k.encode()),
+    keys.map(lambda k: base64.b64encode(k.encode())),
+    keys.map(lambda k: k.encode("utf-16-le")),
+)
+
+
+def _windows_of(
+    path: Path, window: int, quiet: bool, is_file: bool
+) -> list[tuple[bytes, int, int, int, int]]:
+    """``iter_stream`` over ``path`` as ``read_file`` calls it (``is_file``: the descriptor is
+    handed on, read in place), or as a stream that only ``read`` reads."""
+    import os
+
+    from kascan.sources.stream import iter_stream
+
+    fd = os.open(path, os.O_RDONLY)
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        block = os.read(fd, n) if is_file else os.pread(fd, n, pos)
+        pos += len(block)
+        return block
+
+    try:
+        return [
+            (c.data, c.line, c.column, c.fresh, c.tail)
+            for c in iter_stream(read, "f", window=window, quiet=quiet, fd=fd if is_file else None)
+        ]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=st.lists(_runs, max_size=30), window=st.integers(OVERLAP + 1, 4 * OVERLAP))
+def test_windows_are_the_same_however_they_are_read(
+    name: str, runs: list[bytes | int], window: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A regular file (read in place, holes skipped, newlines and columns counted again only
+    when a chunk is handed on) and a stream give exactly the windows of the plain loop, each
+    with its line and column; ``quiet`` leaves out exactly the windows without a needle."""
+    import os
+
+    from kascan.sources import stream
+
+    engine.reset()
+    os.environ["KASCAN_ENGINE"] = name
+    kept = stream._RANGES
+    stream._RANGES = len(runs) % 3  # ranges counted there and then, past so many
+    try:
+        path = tmp_path_factory.mktemp("w") / "f.bin"
+        with path.open("wb") as fh:
+            for run in runs:
+                if isinstance(run, int):
+                    fh.seek(-run, os.SEEK_CUR)
+                else:
+                    fh.write(run)
+            fh.truncate()
+        data = path.read_bytes()
+        want = reference_windows(data, window)
+        quiet = [w for w in want if engine.hits(w[0])]
+        for is_file in (True, False):
+            for q in (False, True):
+                got = _windows_of(path, window, q, is_file)
+                assert got == (quiet if q else want), (is_file, q)
+    finally:
+        stream._RANGES = kept
+        del os.environ["KASCAN_ENGINE"]
+        engine.reset()
+
+
+def test_no_needle_ends_in_a_nul_byte() -> None:
+    """What lets a hole of a sparse file go unscanned: NUL bytes end no needle."""
+    assert all(t[-1] != 0 for t in needles())

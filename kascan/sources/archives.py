@@ -200,14 +200,16 @@ def iter_content(
     limits: Limits | None = DEFAULT_LIMITS,
     warn: Warn,
     fd: int | None = None,
+    quiet: bool = False,
 ) -> Iterator[Chunk]:
     """Chunks of one file or stream, looking inside it when its first bytes are an archive magic.
 
     ``fd`` is the open descriptor of a regular file (seekable: a zip is read in place); without
     it the source is a stream (stdin, a pipe) and a zip in it is buffered, up to a limit.
+    ``quiet``: chunks of a plain file without any needle may be left out (``iter_stream``).
     """
     if limits is None:
-        yield from iter_stream(read, path, by_line=by_line)
+        yield from iter_stream(read, path, by_line=by_line, quiet=quiet, fd=fd)
         return
     if fd is not None:
         head = read(WINDOW)
@@ -222,7 +224,7 @@ def iter_content(
     if kind is None and fd is not None and head.startswith((b"MZ", b"\x7fELF")):
         kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is None:
-        yield from iter_stream(read, path, by_line=by_line, initial=head)
+        yield from iter_stream(read, path, by_line=by_line, initial=head, quiet=quiet, fd=fd)
         return
     budget = Budget(limits)
     if fd is not None:

@@ -38,6 +38,15 @@ class Run:
     limits: Limits | None
     tick: Callable[[], None] | None = None  # called as work is done (a progress line)
 
+    @property
+    def quiet(self) -> bool:
+        """Whether a chunk in which :mod:`kascan.engine` finds no needle can be left out: every
+        rule is the built-in one (:func:`kascan.match.fast_prefix`), so neither the matcher nor
+        a decoder could find anything in it."""
+        from kascan.match import fast_prefix
+
+        return fast_prefix(self.rules) is not None
+
 
 class Source:
     """One thing to scan. ``chunks`` yields its bytes (a whole object as one chunk with

@@ -111,6 +111,7 @@ def read_file(
     warn: Warn,
     explicit: bool = False,
     archives: Limits | None = None,
+    quiet: bool = False,
 ) -> Iterator[Chunk]:
     """Chunks of one file; an unreadable file is a warning and counted, never fatal.
 
@@ -119,6 +120,7 @@ def read_file(
 
     A walked file must be a regular file (opened non-blocking, so a FIFO swapped in cannot hang
     the scan); a path named on the command line may also be a pipe (``kascan scan <(cmd)``).
+    ``quiet``: chunks without any needle may be left out (see :mod:`kascan.sources.stream`).
     """
     try:
         fd = os.open(ref.fs_path, os.O_RDONLY | (0 if explicit else os.O_NONBLOCK))
@@ -160,6 +162,7 @@ def read_file(
                 limits=archives,
                 warn=warn,
                 fd=fd if regular else None,
+                quiet=quiet,
             )
         except OSError as exc:
             stats.unreadable += 1
@@ -260,7 +263,9 @@ class FileSource(Source):
         self.ref = FileRef(fs_path, shown)
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
-        return read_file(self.ref, run.stats, run.warn, explicit=True, archives=run.limits)
+        return read_file(
+            self.ref, run.stats, run.warn, explicit=True, archives=run.limits, quiet=run.quiet
+        )
 
 
 class StdinSource(Source):
