@@ -122,15 +122,94 @@ def global_excludes_file() -> Path | None:
 
 
 _GROUP_NAME = re.compile(r"\(\?P<[^>]+>")
+# how pathspec writes a pattern without a slash (``*.o``, ``build/``): a component of the path,
+# anywhere, fullmatches P, and is followed by "/" or the end (for ``build/``: by "/")
+_ANY_DIR = "^(?:.+/)?"
+_COMPONENT_END = ("(?:(?:/)|$)", "(?:/)", "(?:/.*)?$", "/.*$")
+_LITERAL = re.compile(r"(?:\\[^0-9A-Za-z]|[^.^$*+?{}\[\]\\|()/])*")
+_STAR = "[^/]*"
+
+
+def _unescape(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal)
+
+
+def _components(parts: list[str], flags: int) -> Callable[[str], bool]:
+    """A quick test for the patterns that name one path component (``*.o``, ``.*``, ``build/``,
+    ``cscope.*``, ``GTAGS``): whether some component of a path is such a name, by string methods
+    (a suffix, a prefix, a whole name) or one regex over the component. It may answer yes for a
+    path that no pattern matches (a directory-only name on a file), never no for one that some
+    pattern matches. The verdicts on the last few parent directories are kept: a walk tests the
+    entries of one directory in a row."""
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    prefixes: list[str] = []
+    rest: list[str] = []
+    for part in parts:
+        if _LITERAL.fullmatch(part):
+            exact.add(_unescape(part))
+        elif part.startswith(_STAR) and _LITERAL.fullmatch(part[len(_STAR) :]):
+            suffixes.append(_unescape(part[len(_STAR) :]))  # "*.o"
+        elif part.endswith(_STAR) and _LITERAL.fullmatch(part[: -len(_STAR)]):
+            prefixes.append(_unescape(part[: -len(_STAR)]))  # "cscope.*", ".*"
+        else:
+            rest.append(part)
+    names = frozenset(exact)
+    ends, starts = tuple(suffixes), tuple(prefixes)
+    regex = re.compile("|".join(f"(?:{p})" for p in rest), flags).fullmatch if rest else None
+
+    def name(c: str) -> bool:
+        return (
+            c in names
+            or c.endswith(ends)
+            or c.startswith(starts)
+            or (regex is not None and regex(c) is not None)
+        )
+
+    parents: dict[str, bool] = {}
+
+    def test(path: str) -> bool:
+        parent, _, last = path.rstrip("/").rpartition("/")
+        if name(last):
+            return True
+        if not parent:
+            return False
+        hit = parents.get(parent)
+        if hit is None:
+            if len(parents) >= 256:
+                parents.clear()
+            hit = parents[parent] = any(name(c) for c in parent.split("/"))
+        return hit
+
+    return test
+
+
+def _component(regex: str) -> str | None:
+    """P, when ``regex`` (pathspec's, group names removed) matches where a component is P."""
+    if not regex.startswith(_ANY_DIR):
+        return None
+    for end in _COMPONENT_END:
+        if regex.endswith(end):
+            part = regex[len(_ANY_DIR) : -len(end)]
+            # P must stay within one component: besides "[^/]" and escaped characters, no "/",
+            # no "." and no negated class (pathspec's "[^~]" for "[!~]" also matches a "/")
+            bare = re.sub(r"\\.", "", part.replace("[^/]", ""))
+            if "/" in bare or "." in bare or "[^" in bare:
+                return None
+            return part
+    return None
 
 
 def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
-    """One regex that matches whatever any pattern of ``spec`` matches.
+    """A test that answers None for most paths that match no pattern of ``spec``.
 
-    Most paths match no pattern; one regex tells so in a fraction of what asking pathspec pattern
-    by pattern costs, and pathspec decides only for the few paths that match something.
+    Most paths match no pattern; this tells so in a fraction of what asking pathspec pattern by
+    pattern costs, and pathspec decides only for the few paths that match something. The
+    patterns that name one component (most of a ``.gitignore``) are tested by
+    :func:`_components`, the others by one regex.
     """
     parts: list[str] = []
+    names: list[str] = []
     flags = 0
     for pattern in spec.patterns:
         regex = getattr(pattern, "regex", None)
@@ -138,16 +217,31 @@ def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
             continue
         if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
             return None
-        parts.append(_GROUP_NAME.sub("(?:", regex.pattern))
+        text = _GROUP_NAME.sub("(?:", regex.pattern)
         flags |= regex.flags
-    if not parts:
+        part = _component(text)
+        if part is None:
+            parts.append(text)
+        else:
+            names.append(part)
+    if not parts and not names:
         return None
+    if flags & re.IGNORECASE:  # string methods would compare case: one regex for all
+        parts += [f"{_ANY_DIR}(?:{p})(?:/|$)" for p in names]
+        names = []
     anchored = all(p.startswith("^") for p in parts)
     try:
-        combined = re.compile("|".join(f"(?:{p})" for p in parts), flags)
+        combined = re.compile("|".join(f"(?:{p})" for p in parts), flags) if parts else None
+        components = _components(names, flags) if names else None
     except re.error:
         return None
-    return combined.match if anchored else combined.search
+    test = None if combined is None else combined.match if anchored else combined.search
+    if components is None:
+        return test
+    if test is None:
+        return lambda path: True if components(path) else None
+    rest = test
+    return lambda path: True if components(path) or rest(path) is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,14 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+_PROGRAMS = (b"MZ", b"\x7fELF")  # a self-extracting zip starts as a program
+
+
+def opens(head: bytes) -> bool:
+    """Whether :func:`iter_content` looks inside a regular file that starts with ``head``."""
+    return sniff(head) is not None or head.startswith(_PROGRAMS)
+
+
 def undecided(head: bytes) -> bool:
     """True while a stream's first bytes could still turn out to be an archive."""
     if len(head) >= 262:
@@ -118,14 +126,16 @@ def undecided(head: bytes) -> bool:
 
 
 class Budget:
-    """Decompressed bytes and members left for one top-level file, nesting included."""
+    """Decompressed bytes and members left for one top-level file, nesting included; ``quiet``:
+    chunks of its members without any needle may be left out (``iter_stream``)."""
 
-    __slots__ = ("bytes_left", "exhausted", "members_left")
+    __slots__ = ("bytes_left", "exhausted", "members_left", "quiet")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, quiet: bool = False) -> None:
         self.bytes_left = limits.max_archive_bytes
         self.members_left = limits.max_members
         self.exhausted = False
+        self.quiet = quiet
 
 
 class Reader:
@@ -221,12 +231,12 @@ def iter_content(
                 break
             head += more
     kind = sniff(head)
-    if kind is None and fd is not None and head.startswith((b"MZ", b"\x7fELF")):
+    if kind is None and fd is not None and head.startswith(_PROGRAMS):
         kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is None:
         yield from iter_stream(read, path, by_line=by_line, initial=head, quiet=quiet, fd=fd)
         return
-    budget = Budget(limits)
+    budget = Budget(limits, quiet)
     if fd is not None:
         with open(fd, "rb", closefd=False) as fh:
             fh.seek(0)
@@ -286,7 +296,7 @@ def content_chunks(
         kind = None
     if kind is None:
         read = Reader(fh.read, head).read
-        for chunk in iter_stream(read, path, by_line=by_line):
+        for chunk in iter_stream(read, path, by_line=by_line, quiet=budget.quiet):
             yield replace(chunk, decoded=decoded) if decoded else chunk
         return
     if isinstance(fh, Reader):

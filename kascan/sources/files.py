@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kascan.model import Chunk
-from kascan.sources.archives import iter_content
+from kascan.sources.archives import iter_content, opens
 from kascan.sources.base import FileRef, Run, Source, TreeSource
+from kascan.sources.stream import WINDOW, has_needle
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
@@ -143,9 +144,13 @@ def read_file(
         size = 0
         expect = st.st_size + 1  # a small file is read in one call, without a window-sized buffer
         at_end = False
+        first = b""  # read ahead: what the first read returns
 
         def read(n: int) -> bytes:
-            nonlocal size, at_end
+            nonlocal size, at_end, first
+            if first:
+                block, first = first, b""
+                return block
             if at_end:
                 return b""
             want = min(n, max(expect - size, 1 << 16))
@@ -155,15 +160,22 @@ def read_file(
             return block
 
         try:
-            yield from iter_content(
-                read,
-                ref.path,
-                by_line=not regular,
-                limits=archives,
-                warn=warn,
-                fd=fd if regular else None,
-                quiet=quiet,
-            )
+            done = False
+            if quiet and regular and expect <= WINDOW:
+                # most files of a tree: read in one call; one without an archive magic or any
+                # needle is done with (iter_content would hand on nothing)
+                first = read(WINDOW)
+                done = at_end and not has_needle(first) and (archives is None or not opens(first))
+            if not done:
+                yield from iter_content(
+                    read,
+                    ref.path,
+                    by_line=not regular,
+                    limits=archives,
+                    warn=warn,
+                    fd=fd if regular else None,
+                    quiet=quiet,
+                )
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read {ref.path}: {exc.strerror or exc} (after {size} bytes)")

@@ -36,6 +36,8 @@ _PIECE = 1 << 16
 _RECOUNT = 1 << 20  # bytes per read when newlines are counted again
 _GAP = 1 << 16  # ranges with newlines closer than this are counted again as one
 _RANGES = 256  # ranges kept; past this many they are counted there and then
+_HELD = 8 << 20  # bytes of a stream kept to count their characters later (no ``fd`` to reread)
+_HOLD_FROM = 1 << 16  # spans at least this long are kept rather than decoded there and then
 
 
 def _continuations(data: bytes, start: int, end: int) -> bool:
@@ -92,17 +94,23 @@ def iter_stream(
     while len(pending) < need:  # most files end within their first window: one chunk, no copy
         block = read(window)
         if not block:
-            if not quiet or _has_needle(pending):
+            if not quiet or has_needle(pending):
                 yield Chunk(path, pending)
             return
         pending += block
     yield from _windows(read, path, window, need, pending, quiet, fd)
 
 
-def _has_needle(data: bytes) -> bool:
-    from kascan.engine import hits
+_HITS: list[Callable[[bytes], object]] = []
 
-    return bool(hits(data))  # remembered: the matcher and the decoders ask for it next
+
+def has_needle(data: bytes) -> bool:
+    """Whether :mod:`kascan.engine` finds any needle in ``data`` (remembered for the chunk)."""
+    if not _HITS:  # imported once, not per file (an import in a function costs ~1 µs)
+        from kascan.engine import hits
+
+        _HITS.append(hits)
+    return bool(_HITS[0](data))  # remembered: the matcher and the decoders ask for it next
 
 
 def _recount(fd: int, ranges: list[list[int]]) -> int:
@@ -208,6 +216,8 @@ def _windows(
     defer = quiet and fd is not None  # newlines counted later, by reading them again
     ranges: list[list[int]] = []  # [start, end): newlines to count
     spans: list[list[int]] = []  # [start, length, count]: characters to count
+    held: list[bytes] = []  # a stream's spans without a newline: characters to count
+    held_bytes = 0
     offset = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0  # where the next read goes
     holes = _Holes(fd) if fd is not None else None
     clean = have  # buf[clean:] is known to be NUL bytes
@@ -217,11 +227,15 @@ def _windows(
     try:
         while True:
             last = have - fresh < need  # the stream ended: the last chunk
-            if not quiet or (_has_needle(data) if data is not None else any_needle(view[:zeros])):
+            if not quiet or (has_needle(data) if data is not None else any_needle(view[:zeros])):
                 if ranges or spans:
                     assert fd is not None
                     line += _recount(fd, ranges)
                     column += _recolumn(fd, spans)
+                if held:
+                    column += sum(_columns(h) for h in held)
+                    held.clear()
+                    held_bytes = 0
                 if data is None:
                     data = bytes(view[:have])
                 yield Chunk(path, data, line, column, fresh=fresh, tail=0 if last else OVERLAP)
@@ -233,7 +247,15 @@ def _windows(
             # the line and column of buf[start]: the bytes before it are done with
             nl = buf.rfind(b"\n", 0, min(start, zeros))
             if nl == -1:
-                if not defer or zeros < start:  # a hole: little to look at, now
+                if quiet and fd is None and start >= _HOLD_FROM and not buf.isascii():
+                    # binary bytes without a newline: decoding them to count characters is
+                    # slow, and needed only if a chunk is handed on before the next newline
+                    held.append(bytes(view[:start]))
+                    held_bytes += start
+                    while held_bytes > _HELD:
+                        column += _columns(held[0])
+                        held_bytes -= len(held.pop(0))
+                elif not defer or zeros < start:  # a hole: little to look at, now
                     column += _span_columns(buf, view, 0, start, zeros)
                 elif spans and spans[-1][1] == start and _end(spans[-1]) == base:
                     spans[-1][2] += 1  # one more span of the same length, right after the run
@@ -244,6 +266,8 @@ def _windows(
                         column += _recolumn(fd, spans)
             else:
                 spans.clear()  # the column starts again after the newline
+                held.clear()
+                held_bytes = 0
                 if not defer:
                     line += buf.count(b"\n", 0, nl + 1)
                 elif ranges and base - ranges[-1][1] <= _GAP:
