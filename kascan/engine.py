@@ -193,9 +193,9 @@ def any_needle(data: bytes | bytearray | memoryview) -> bool:
     out and one with a needle is copied out and scanned again by :func:`hits`."""
     if (_CHOSEN[0] if _CHOSEN else _choose())[0] == "python":
         return bool(scan_python(bytes(data)))
-    block, _stream, _lengths = _database()
+    db: tuple[Any, Any, tuple[int, ...]] | None = getattr(_LOCAL, "db", None)
     raw: list[tuple[int, int]] = []
-    block.scan(data, match_event_handler=_on_match, context=raw)
+    (db or _database())[0].scan(data, match_event_handler=_on_match, context=raw)
     return bool(raw)
 
 

@@ -66,27 +66,33 @@ def match(chunks: Iterable[Chunk], run: Run) -> Iterator[Candidate]:
     return find_candidates(chunks, run.rules, run.warn)
 
 
-_Stage = Callable[..., Iterator[Any]]
-_FILE_STAGES: list[tuple[_Stage, _Stage, _Stage]] = []
+_Stage = Callable[..., Any]
+_FILE_STAGES: list[tuple[_Stage, _Stage, _Stage, _Stage]] = []
 
 
-def _file_stages() -> tuple[_Stage, _Stage, _Stage]:
-    """``read_file``, ``decode_chunks`` and ``find_candidates``, imported once: an import in a
-    function costs 1-2 µs each time, a tenth of what a small file of a tree costs."""
+def _file_stages() -> tuple[_Stage, _Stage, _Stage, _Stage]:
+    """``skim``, ``read_file``, ``decode_chunks`` and ``find_candidates``, imported once: an
+    import in a function costs 1-2 µs each time, a tenth of what a small file of a tree costs."""
     if not _FILE_STAGES:
         from kascan.match import find_candidates
         from kascan.sources.decode import decode_chunks
-        from kascan.sources.files import read_file
+        from kascan.sources.files import read_file, skim
 
-        _FILE_STAGES.append((read_file, decode_chunks, find_candidates))
+        _FILE_STAGES.append((skim, read_file, decode_chunks, find_candidates))
     return _FILE_STAGES[0]
 
 
-def scan_file(ref: FileRef, run: Run) -> Iterator[Candidate]:
+def scan_file(ref: FileRef, run: Run) -> Iterable[Candidate]:
     """One file read (its archives opened as it is read), unwrapped and matched: the unit of
-    work of a tree worker, and of a file named on the command line."""
-    read_file, decode_chunks, find_candidates = _file_stages()
-    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, quiet=run.quiet)
+    work of a tree worker, and of a file named on the command line.
+
+    With every rule the built-in one (``run.quiet``), a small file in which the engine finds no
+    needle is read and done with (``skim``), without the stages' generators: most files."""
+    skim, read_file, decode_chunks, find_candidates = _file_stages()
+    quiet = run.quiet
+    if quiet and skim(ref, run.stats, run.limits):
+        return ()
+    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, quiet=quiet)
     if run.decoders.decoding:  # (unwrap: a file's chunks are never whole objects to open)
         chunks = decode_chunks(chunks, run.decoders, run.warn)
     found: Iterator[Candidate] = find_candidates(chunks, run.rules, run.warn)
@@ -96,8 +102,13 @@ def scan_file(ref: FileRef, run: Run) -> Iterator[Candidate]:
 def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate]:
     """A source through unwrap, match and its attribution."""
     if isinstance(source, TreeSource):
+        from kascan.engine import engine_name
         from kascan.parallel import TreeScanner
 
+        # what every worker needs, imported (and the engine's database compiled) once, before
+        # the workers are forked, rather than once in each of them
+        _file_stages()
+        engine_name()
         with TreeScanner(run, jobs, scan_file) as trees:
             yield from trees.scan(source.walk)
         return

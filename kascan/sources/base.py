@@ -43,7 +43,7 @@ class Run:
         """Whether a chunk in which :mod:`kascan.engine` finds no needle can be left out: every
         rule is the built-in one (:func:`kascan.match.fast_prefix`), so neither the matcher nor
         a decoder could find anything in it."""
-        return all(r.fast for r in self.rules.rules)  # (no import here: it runs per file)
+        return all(rule.fast for rule in self.rules.rules)  # (no import here: runs per file)
 
 
 class Source:

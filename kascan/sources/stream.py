@@ -213,7 +213,7 @@ def _windows(
     view[:have] = first
     fresh = base = 0
     line, column = 1, 0
-    defer = quiet and fd is not None  # newlines counted later, by reading them again
+    defer = quiet and fd is not None  # newlines and characters counted later, read again
     ranges: list[list[int]] = []  # [start, end): newlines to count
     spans: list[list[int]] = []  # [start, length, count]: characters to count
     held: list[bytes] = []  # a stream's spans without a newline: characters to count
@@ -246,28 +246,8 @@ def _windows(
             start = max(end - CONTEXT, 0)  # the next chunk begins here
             # the line and column of buf[start]: the bytes before it are done with
             nl = buf.rfind(b"\n", 0, min(start, zeros))
-            if nl == -1:
-                if quiet and fd is None and start >= _HOLD_FROM and not buf.isascii():
-                    # binary bytes without a newline: decoding them to count characters is
-                    # slow, and needed only if a chunk is handed on before the next newline
-                    held.append(bytes(view[:start]))
-                    held_bytes += start
-                    while held_bytes > _HELD:
-                        column += _columns(held[0])
-                        held_bytes -= len(held.pop(0))
-                elif not defer or zeros < start:  # a hole: little to look at, now
-                    column += _span_columns(buf, view, 0, start, zeros)
-                elif spans and spans[-1][1] == start and _end(spans[-1]) == base:
-                    spans[-1][2] += 1  # one more span of the same length, right after the run
-                else:
-                    spans.append([base, start, 1])
-                    if len(spans) > _RANGES:
-                        assert fd is not None
-                        column += _recolumn(fd, spans)
-            else:
-                spans.clear()  # the column starts again after the newline
-                held.clear()
-                held_bytes = 0
+            a = 0  # buf[a:start]: bytes of the line the next chunk starts on
+            if nl != -1:
                 if not defer:
                     line += buf.count(b"\n", 0, nl + 1)
                 elif ranges and base - ranges[-1][1] <= _GAP:
@@ -277,7 +257,29 @@ def _windows(
                     if len(ranges) > _RANGES:
                         assert fd is not None
                         line += _recount(fd, ranges)
-                column = _span_columns(buf, view, nl + 1, start, zeros)
+                column = 0  # the column starts again after the newline
+                spans.clear()
+                held.clear()
+                held_bytes = 0
+                a = nl + 1
+            span = start - a
+            if not quiet or span < _HOLD_FROM or zeros < start:  # little to look at: now
+                column += _span_columns(buf, view, a, start, zeros)
+            elif fd is not None:  # counted if a chunk is handed on before the next newline
+                if spans and spans[-1][1] == span and _end(spans[-1]) == base + a:
+                    spans[-1][2] += 1  # one more span of the same length, right after the run
+                else:
+                    spans.append([base + a, span, 1])
+                    if len(spans) > _RANGES:
+                        column += _recolumn(fd, spans)
+            elif buf.isascii():  # (the whole buffer: so is the span)
+                column += span
+            else:  # a stream's binary bytes: kept, decoded only if a chunk needs their count
+                held.append(bytes(view[a:start]))
+                held_bytes += span
+                while held_bytes > _HELD:
+                    column += _columns(held[0])
+                    held_bytes -= len(held.pop(0))
             rest = have - start
             view[:rest] = view[start:have]
             have, fresh, base = rest, end - start, base + start
