@@ -229,19 +229,67 @@ def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
     if flags & re.IGNORECASE:  # string methods would compare case: one regex for all
         parts += [f"{_ANY_DIR}(?:{p})(?:/|$)" for p in names]
         names = []
-    anchored = all(p.startswith("^") for p in parts)
     try:
-        combined = re.compile("|".join(f"(?:{p})" for p in parts), flags) if parts else None
         components = _components(names, flags) if names else None
+        rest = _anchored(parts, flags) if parts else None
     except re.error:
         return None
-    test = None if combined is None else combined.match if anchored else combined.search
     if components is None:
-        return test
-    if test is None:
+        return rest
+    if rest is None:
         return lambda path: True if components(path) else None
-    rest = test
-    return lambda path: True if components(path) or rest(path) is not None else None
+    more = rest
+    return lambda path: True if components(path) or more(path) is not None else None
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def _literal_prefix(regex: str) -> str:
+    """The characters that every match of ``regex`` (anchored: ``^`` first) starts with."""
+    out: list[str] = []
+    i = 1
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\" and i + 1 < len(regex) and not regex[i + 1].isalnum():
+            out.append(regex[i + 1])
+            i += 2
+        elif c in _META:
+            break
+        else:
+            out.append(c)
+            i += 1
+    if i < len(regex) and regex[i] in "*?{":  # the last character may repeat or be missing
+        out = out[:-1]
+    return "".join(out)
+
+
+def _anchored(parts: list[str], flags: int) -> Callable[[str], object]:
+    """One test for patterns with a slash (``/build-*``, ``doc/*.txt``): those anchored to a
+    literal start (most) are tried only on a path that starts so, the others by one regex."""
+    prefixed: list[str] = []
+    starts: list[str] = []
+    other: list[str] = []
+    for p in parts:
+        lead = _literal_prefix(p) if p.startswith("^") and not flags & re.IGNORECASE else ""
+        if lead:
+            prefixed.append(p)
+            starts.append(lead)
+        else:
+            other.append(p)
+    begins = tuple(starts)
+    first = re.compile("|".join(f"(?:{p})" for p in prefixed), flags).match if prefixed else None
+    second = None
+    if other:
+        rx = re.compile("|".join(f"(?:{p})" for p in other), flags)
+        second = rx.match if all(p.startswith("^") for p in other) else rx.search
+
+    def test(path: str) -> object:
+        if first is not None and path.startswith(begins) and first(path) is not None:
+            return True
+        return None if second is None else second(path)
+
+    return test
 
 
 @dataclass(frozen=True, slots=True)
