@@ -103,11 +103,15 @@ def sniff(head: bytes) -> str | None:
 
 
 _PROGRAMS = (b"MZ", b"\x7fELF")  # a self-extracting zip starts as a program
+_OPENS_FIRST = _FIRST | _MORE_FIRST | frozenset(p[0] for p in _PROGRAMS)
 
 
 def opens(head: bytes) -> bool:
-    """Whether :func:`iter_content` looks inside a regular file that starts with ``head``."""
-    return sniff(head) is not None or head.startswith(_PROGRAMS)
+    """Whether :func:`iter_content` looks inside a regular file that starts with ``head``
+    (cheap: called for every file of a tree; most start with no magic's first byte)."""
+    if head[:1] and head[0] in _OPENS_FIRST:
+        return sniff(head) is not None or head.startswith(_PROGRAMS)
+    return head[257:262] == b"ustar"
 
 
 def undecided(head: bytes) -> bool:
