@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,19 +14,58 @@ if TYPE_CHECKING:  # imported when a pattern is compiled: the hook's path often 
     import pathspec
 
 
-def _spec(
+def _patterns(
     lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
-) -> pathspec.GitIgnoreSpec | None:
+) -> tuple[str, ...] | None:
+    """The lines of an ignore file that are patterns (no comment, none too costly), or None."""
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     lines = affordable(lines, warn, source)
+    return tuple(_valid(lines, warn, source)) or None
+
+
+def _valid(lines: list[str], warn: Callable[[str], None] | None, source: str) -> list[str]:
+    """``lines`` without those pathspec refuses (a lone backslash, a lone ``!``): each one a
+    warning, rather than the end of the scan (the files it would have named are scanned)."""
     if not lines:
-        return None
+        return lines
+    to_regex = _to_regex()
+    out = []
+    for line in lines:
+        try:
+            if to_regex is not None:
+                to_regex(line)
+            else:
+                _compile([line])
+        except Exception:  # pathspec's own error class differs between versions
+            if warn is not None:
+                shown = line.strip() if len(line.strip()) <= 60 else line.strip()[:57] + "..."
+                where = f" in {source}" if source else ""
+                warn(f"ignore pattern {shown!r}{where} not used: not a valid pattern")
+            continue
+        out.append(line)
+    return out
+
+
+def _compile(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
     import pathspec
 
     try:  # pathspec's hyperscan backend would compile a database per ignore file (~9 ms each)
         return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
     except TypeError:  # pathspec < 1.0: one backend
         return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+_TO_REGEX: list[Callable[[str], tuple[str | None, bool | None]] | None] = []
+
+
+def _to_regex() -> Callable[[str], tuple[str | None, bool | None]] | None:
+    """pathspec's translation of one gitignore line to its regex text, as the spec compiles it
+    (the pattern class of a spec: ``pattern_to_regex``), or None if this pathspec has none."""
+    if not _TO_REGEX:
+        kind = type(_compile(["x"]).patterns[0])
+        to_regex = getattr(kind, "pattern_to_regex", None)
+        _TO_REGEX.append(to_regex if callable(to_regex) else None)
+    return _TO_REGEX[0]
 
 
 def too_costly(pattern: str) -> bool:
@@ -200,35 +238,54 @@ def _component(regex: str) -> str | None:
     return None
 
 
-def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
-    """A test that answers None for most paths that match no pattern of ``spec``.
-
-    Most paths match no pattern; this tells so in a fraction of what asking pathspec pattern by
-    pattern costs, and pathspec decides only for the few paths that match something. The
-    patterns that name one component (most of a ``.gitignore``) are tested by
-    :func:`_components`, the others by one regex.
-    """
-    parts: list[str] = []
-    names: list[str] = []
-    flags = 0
+def _regexes(spec: pathspec.GitIgnoreSpec) -> list[str] | None:
+    """The regex texts of a compiled spec's patterns (comments and blank lines have none)."""
+    out = []
     for pattern in spec.patterns:
         regex = getattr(pattern, "regex", None)
         if getattr(pattern, "include", None) is None or regex is None:
             continue
         if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
             return None
-        text = _GROUP_NAME.sub("(?:", regex.pattern)
-        flags |= regex.flags
+        if regex.flags & ~re.UNICODE:  # (pathspec compiles without flags)
+            return None
+        out.append(regex.pattern)
+    return out
+
+
+def _quick_test(
+    lines: Sequence[str], spec: pathspec.GitIgnoreSpec | None = None
+) -> Callable[[str], object] | None:
+    """A test that answers None for most paths that match no pattern of ``lines``.
+
+    Most paths match no pattern; this tells so in a fraction of what asking pathspec pattern by
+    pattern costs, and pathspec decides only for the few paths that match something (it is
+    compiled only then). The patterns that name one component (most of a ``.gitignore``) are
+    tested by :func:`_components`, the others by one regex. Built from pathspec's regex texts,
+    translated from the lines, or taken from ``spec`` when it is compiled already.
+    """
+    to_regex = _to_regex() if spec is None else None
+    texts: list[str] | None
+    if to_regex is not None:
+        texts = []
+        for line in lines:
+            regex, include = to_regex(line)
+            if regex is not None and include is not None:
+                texts.append(regex)
+    else:
+        texts = _regexes(spec if spec is not None else _compile(lines))
+    if not texts:
+        return None
+    parts: list[str] = []
+    names: list[str] = []
+    flags = 0
+    for regex_text in texts:
+        text = _GROUP_NAME.sub("(?:", regex_text)
         part = _component(text)
         if part is None:
             parts.append(text)
         else:
             names.append(part)
-    if not parts and not names:
-        return None
-    if flags & re.IGNORECASE:  # string methods would compare case: one regex for all
-        parts += [f"{_ANY_DIR}(?:{p})(?:/|$)" for p in names]
-        names = []
     try:
         components = _components(names, flags) if names else None
         rest = _anchored(parts, flags) if parts else None
@@ -292,15 +349,32 @@ def _anchored(parts: list[str], flags: int) -> Callable[[str], object]:
     return test
 
 
-@dataclass(frozen=True, slots=True)
 class _Level:
-    base: str  # directory of the patterns, relative to the top, "" for the top, no trailing "/"
-    spec: pathspec.GitIgnoreSpec
-    quick: Callable[[str], object] | None = field(default=None, compare=False)
+    """The patterns of one ignore file, for paths under ``base`` (relative to the top, "" for
+    the top, no trailing "/"): pathspec compiles them when the quick test first says maybe."""
 
-    @classmethod
-    def of(cls, base: str, spec: pathspec.GitIgnoreSpec) -> _Level:
-        return cls(base, spec, _quick_test(spec))
+    __slots__ = ("_spec", "base", "cut", "lines", "quick")
+
+    def __init__(self, base: str, lines: Sequence[str]) -> None:
+        self.base = base
+        self.cut = base + "/" if base else ""  # what a path under it starts with
+        self.lines = tuple(lines)
+        # compiled now only if this pathspec cannot give its regex texts without compiling
+        self._spec = None if _to_regex() is not None else _compile(self.lines)
+        self.quick = _quick_test(self.lines, self._spec)
+
+    @property
+    def spec(self) -> pathspec.GitIgnoreSpec:
+        if self._spec is None:
+            self._spec = _compile(self.lines)
+        return self._spec
+
+    def verdict(self, path: str) -> bool | None:
+        """True: ignored, False: re-included (``!``), None: no pattern matches ``path``."""
+        if self.quick is not None and self.quick(path) is None:
+            return None
+        include: bool | None = self.spec.check_file(path).include
+        return include
 
 
 class Ignorer:
@@ -324,8 +398,8 @@ class Ignorer:
         self.use_git = use_git
         self.warn = warn
         self.root_rel = root_rel
-        spec = _spec(kascan_patterns, warn, "the excludes and .kascanignore")
-        self._kascan = _Level.of(root_rel, spec) if spec else None
+        own = _patterns(kascan_patterns, warn, "the excludes and .kascanignore")
+        self._kascan = _Level(root_rel, own) if own else None
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
@@ -344,34 +418,34 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                spec = _spec(_read_lines(glob, warn), warn, str(glob))
-                if spec:
-                    levels.append(_Level.of("", spec))
+                lines = _patterns(_read_lines(glob, warn), warn, str(glob))
+                if lines:
+                    levels.append(_Level("", lines))
             if repo is not None:
                 exclude = repo / ".git" / "info" / "exclude"
-                spec = _spec(_read_lines(exclude, warn), warn, str(exclude))
-                if spec:
-                    levels.append(_Level.of("", spec))
+                lines = _patterns(_read_lines(exclude, warn), warn, str(exclude))
+                if lines:
+                    levels.append(_Level("", lines))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
                     gitignore = top / base / ".gitignore"
-                    spec = _spec(_read_lines(gitignore, warn), warn, str(gitignore))
-                    if spec:
-                        levels.append(_Level.of(base, spec))
+                    lines = _patterns(_read_lines(gitignore, warn), warn, str(gitignore))
+                    if lines:
+                        levels.append(_Level(base, lines))
         return cls(top, root_rel, patterns, levels, use_git, warn)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        spec = (
-            _spec(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
+        lines = (
+            _patterns(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
             if self.use_git
             else None
         )
-        if spec is None:
+        if lines is None:
             return False
-        self._git.append(_Level.of(self._top_rel(rel_dir), spec))
+        self._git.append(_Level(self._top_rel(rel_dir), lines))
         return True
 
     def pop(self) -> None:
@@ -390,24 +464,22 @@ class Ignorer:
         if self._kascan is not None and _check(self._kascan, path) is True:
             return True
         for level in reversed(self._git):
-            # _check inlined for the common case (called for every entry of a walk)
-            if level.base:
-                verdict = _check(level, path)
-            elif level.quick is not None and level.quick(path) is None:
-                continue
+            # _check inlined (called for every entry of a walk, for each level)
+            cut = level.cut
+            if cut:
+                if not path.startswith(cut):
+                    continue
+                verdict = level.verdict(path[len(cut) :])
             else:
-                verdict = level.spec.check_file(path).include
+                verdict = level.verdict(path)
             if verdict is not None:
                 return verdict
         return False
 
 
 def _check(level: _Level, path: str) -> bool | None:
-    if level.base:
-        if not path.startswith(level.base + "/"):
+    if level.cut:
+        if not path.startswith(level.cut):
             return None
-        path = path[len(level.base) + 1 :]
-    if level.quick is not None and level.quick(path) is None:
-        return None
-    include: bool | None = level.spec.check_file(path).include
-    return include
+        path = path[len(level.cut) :]
+    return level.verdict(path)

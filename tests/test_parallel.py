@@ -179,7 +179,8 @@ def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
     for _ in range(300):
         lines = rng.sample(PATTERNS, rng.randint(1, 8))
         spec = pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")  # as kascan.ignore
-        quick = _quick_test(spec)
+        quick = _quick_test(lines)
+        assert _quick_test(lines, spec) is not None  # (from a compiled spec too)
         assert quick is not None
         for _ in range(100):
             path = "/".join(rng.choices(NAMES, k=rng.randint(1, 4))) + rng.choice(["", "/"])

@@ -286,9 +286,10 @@ def _windows(
             clean = max(clean, rest)
             zeros = have
             while have - fresh < need and not eof:  # read on until a window is pending
-                if len(buf) < have + window:
+                block = b"" if fd is not None else read(window)
+                if len(buf) < have + max(window, len(block)):
                     view.release()
-                    buf.extend(bytes(have + window - len(buf)))
+                    buf.extend(bytes(have + max(window, len(block)) - len(buf)))
                     view = memoryview(buf)
                 if holes is not None and holes.zeros(offset, window):
                     e = min(clean, have + window)
@@ -302,7 +303,6 @@ def _windows(
                         n = os.preadv(fd, [view[have : have + window]], offset)
                         eof = n < window  # a short read of a regular file: its end
                     else:
-                        block = read(window)
                         n = len(block)
                         view[have : have + n] = block
                         eof = not n
