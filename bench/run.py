@@ -223,7 +223,7 @@ def build_text_tree(dest: Path, nkeys: int) -> Tree:
     """Plain text: every ``.py`` file of the Python installation's stdlib folder (CPython 3.11:
     13,353 files, 190 MB), with ``nkeys`` keys appended to seeded files. No archive, no binary:
     what the decoders cost on text, where none of them finds anything."""
-    recipe = {"kind": "text-tree", "keys": nkeys, "py": sys.version}
+    recipe = {"kind": "text-tree", "keys": nkeys, "py": sys.version, "git": 1}
     manifest = dest / ".bench-manifest.json"
     if _fresh(dest, recipe) and manifest.is_file():
         return Tree(dest, **json.loads(manifest.read_text()))
@@ -242,6 +242,7 @@ def build_text_tree(dest: Path, nkeys: int) -> Tree:
         files += 1
         size += out.stat().st_size
         copied.append(out)
+    git("init", "-q", cwd=dest)  # its own repository: the checkout's .gitignore is not its
     rng = random.Random(20240602)
     for p in rng.sample(copied, min(nkeys, len(copied))):
         with p.open("a", encoding="utf-8") as fh:
