@@ -172,13 +172,12 @@ def _unescape(literal: str) -> str:
     return re.sub(r"\\(.)", r"\1", literal)
 
 
-def _components(parts: list[str], flags: int) -> Callable[[str], bool]:
-    """A quick test for the patterns that name one path component (``*.o``, ``.*``, ``build/``,
-    ``cscope.*``, ``GTAGS``): whether some component of a path is such a name, by string methods
-    (a suffix, a prefix, a whole name) or one regex over the component. It may answer yes for a
-    path that no pattern matches (a directory-only name on a file), never no for one that some
-    pattern matches. The verdicts on the last few parent directories are kept: a walk tests the
-    entries of one directory in a row."""
+def _components(
+    parts: list[str], flags: int
+) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...], Callable[[str], object] | None]:
+    """The patterns that name one path component (``*.o``, ``.*``, ``build/``, ``cscope.*``,
+    ``GTAGS``) as whole names, suffixes and prefixes (tested by string methods) and one regex
+    for the others (fullmatched on a component)."""
     exact: set[str] = set()
     suffixes: list[str] = []
     prefixes: list[str] = []
@@ -192,34 +191,8 @@ def _components(parts: list[str], flags: int) -> Callable[[str], bool]:
             prefixes.append(_unescape(part[: -len(_STAR)]))  # "cscope.*", ".*"
         else:
             rest.append(part)
-    names = frozenset(exact)
-    ends, starts = tuple(suffixes), tuple(prefixes)
     regex = re.compile("|".join(f"(?:{p})" for p in rest), flags).fullmatch if rest else None
-
-    def name(c: str) -> bool:
-        return (
-            c in names
-            or c.endswith(ends)
-            or c.startswith(starts)
-            or (regex is not None and regex(c) is not None)
-        )
-
-    parents: dict[str, bool] = {}
-
-    def test(path: str) -> bool:
-        parent, _, last = path.rstrip("/").rpartition("/")
-        if name(last):
-            return True
-        if not parent:
-            return False
-        hit = parents.get(parent)
-        if hit is None:
-            if len(parents) >= 256:
-                parents.clear()
-            hit = parents[parent] = any(name(c) for c in parent.split("/"))
-        return hit
-
-    return test
+    return frozenset(exact), tuple(suffixes), tuple(prefixes), regex
 
 
 def _component(regex: str) -> str | None:
@@ -269,9 +242,9 @@ def _quick_test(
     if to_regex is not None:
         texts = []
         for line in lines:
-            regex, include = to_regex(line)
-            if regex is not None and include is not None:
-                texts.append(regex)
+            translated, include = to_regex(line)
+            if translated is not None and include is not None:
+                texts.append(translated)
     else:
         texts = _regexes(spec if spec is not None else _compile(lines))
     if not texts:
@@ -287,16 +260,42 @@ def _quick_test(
         else:
             names.append(part)
     try:
-        components = _components(names, flags) if names else None
-        rest = _anchored(parts, flags) if parts else None
+        names_, ends, starts, in_name = _components(names, flags)
+        begins, first, second = _anchored(parts, flags)
     except re.error:
         return None
-    if components is None:
-        return rest
-    if rest is None:
-        return lambda path: True if components(path) else None
-    more = rest
-    return lambda path: True if components(path) or more(path) is not None else None
+
+    def name(c: str) -> bool:
+        return (
+            c in names_
+            or c.endswith(ends)
+            or c.startswith(starts)
+            or (in_name is not None and in_name(c) is not None)
+        )
+
+    parents: dict[str, bool] = {}
+
+    def test(path: str) -> object:
+        """True: some pattern may match ``path``; None: none does. A walk tests the entries
+        of one directory in a row: the verdicts on the last parents are kept."""
+        parent, _, last = path.rstrip("/").rpartition("/")
+        if name(last):
+            return True
+        if parent:
+            hit = parents.get(parent)
+            if hit is None:
+                if len(parents) >= 256:
+                    parents.clear()
+                hit = parents[parent] = any(name(c) for c in parent.split("/"))
+            if hit:
+                return True
+        if first is not None and path.startswith(begins) and first(path) is not None:
+            return True
+        if second is not None and second(path) is not None:
+            return True
+        return None
+
+    return test
 
 
 _META = frozenset(".^$*+?{}[]\\|()")
@@ -321,9 +320,12 @@ def _literal_prefix(regex: str) -> str:
     return "".join(out)
 
 
-def _anchored(parts: list[str], flags: int) -> Callable[[str], object]:
-    """One test for patterns with a slash (``/build-*``, ``doc/*.txt``): those anchored to a
-    literal start (most) are tried only on a path that starts so, the others by one regex."""
+def _anchored(
+    parts: list[str], flags: int
+) -> tuple[tuple[str, ...], Callable[[str], object] | None, Callable[[str], object] | None]:
+    """The patterns with a slash (``/build-*``, ``doc/*.txt``): the literal starts of those
+    anchored to one (most), one regex for those (tried only on a path that starts so), one
+    regex for the others."""
     prefixed: list[str] = []
     starts: list[str] = []
     other: list[str] = []
@@ -334,19 +336,12 @@ def _anchored(parts: list[str], flags: int) -> Callable[[str], object]:
             starts.append(lead)
         else:
             other.append(p)
-    begins = tuple(starts)
     first = re.compile("|".join(f"(?:{p})" for p in prefixed), flags).match if prefixed else None
     second = None
     if other:
         rx = re.compile("|".join(f"(?:{p})" for p in other), flags)
         second = rx.match if all(p.startswith("^") for p in other) else rx.search
-
-    def test(path: str) -> object:
-        if first is not None and path.startswith(begins) and first(path) is not None:
-            return True
-        return None if second is None else second(path)
-
-    return test
+    return tuple(starts), first, second
 
 
 class _Level:
