@@ -749,6 +749,23 @@ def cpu_table(benches: Sequence[Bench]) -> str:
     return "\n".join(rows)
 
 
+def hook_summary(benches: Sequence[Bench]) -> str:
+    """The commit hook in one line: whole-process milliseconds and the ratio to Kingfisher."""
+    hook = next((b for b in benches if b.name.startswith("hook:") and b.results), None)
+    if hook is None:
+        return ""
+    k = median([r.seconds for r in hook.results["kascan"]])
+    line = f"Commit hook ({hook.name[len('hook: ') :]}): {k * 1000:.0f} ms whole process"
+    if hook.seconds_target is not None:
+        ok = "met" if k <= hook.seconds_target else "NOT met"
+        line += f" (target < {hook.seconds_target * 1000:.0f} ms: {ok})"
+    kf = hook.results.get("kingfisher scan . --staged")
+    if kf:
+        r = median([x.seconds for x in kf])
+        line += f"; Kingfisher {r * 1000:.0f} ms: {k / r:.2f}x (target <= 1.0x)"
+    return line + "."
+
+
 def machine() -> str:
     cpu = platform.processor() or "?"
     try:
@@ -988,9 +1005,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         kingfisher = shutil.which("kingfisher") or str(Path(sys.executable).parent / "kingfisher")
+        # what pre-commit runs: the entry of .pre-commit-hooks.yaml, then the staged names
+        staged = git("diff", "--cached", "--name-only", "-z", cwd=hook).split("\0")
         hb = Bench(
-            f"hook: kascan git --staged ({500 if quick else 5000} files, 10 staged)",
-            ["git", "--staged"],
+            f"hook: kascan git --staged --files -- NAMES ({500 if quick else 5000} files, "
+            f"{len([n for n in staged if n])} staged)",
+            ["git", "--staged", "--files", "--", *(n for n in staged if n)],
             [
                 ("git diff --cached -U0", ["git", "diff", "--cached", "-U0", "--no-color"]),
                 (  # offline: no validation of what it finds, no update check
@@ -1017,6 +1037,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"Machine: {where}\n")
     print(table(benches))
+    hook_line = hook_summary(benches)
+    if hook_line:
+        print(f"\n{hook_line}")
     print("\nThe same runs in CPU seconds (median; user + system, children included):\n")
     print(cpu_table(benches))
     log(f"done in {time.perf_counter() - t0:.0f} s")

@@ -102,7 +102,6 @@ class Plan:
     args: tuple[str, ...]  # the kascan command line after ``kascan``
     describe: str  # for the log and the summary
     notes: tuple[str, ...] = ()  # warnings worth an annotation
-    prefix: str = ""  # makes the report's paths relative to the repository root
 
 
 def _git(repo: Path, *args: str, network: bool = False) -> subprocess.CompletedProcess[str]:
@@ -185,13 +184,13 @@ def plan_scan(inputs: Inputs, event: str, payload: Mapping[str, object], workspa
     """What to scan for this event: the kascan arguments and a description."""
     target = inputs.path
     if inputs.mode == "path":
-        args = ["scan", target]
-        rel = _relative_to(workspace, target).strip("/")
-        prefix = ""
-        if rel not in ("", ".") and (workspace / rel).is_dir():
-            prefix = rel + "/"
-            args += ["--path-prefix", prefix]
-        return Plan("path", tuple(args), f"files under {target}", prefix=prefix)
+        # kascan prints paths relative to its working directory (the workspace, the repository
+        # root): a target inside the workspace is passed relative to it, so SARIF, annotations
+        # and the summary all name repository files with no --path-prefix
+        arg = _relative_to(workspace, target).strip("/") or target
+        if arg.startswith("-"):
+            arg = "./" + arg  # a path, never an option
+        return Plan("path", ("scan", arg), f"files under {target}")
     repo = workspace / target
     what = "history" if inputs.mode == "history" else _event_range(event, payload)
     notes: list[str] = []
@@ -273,7 +272,7 @@ def summary_markdown(
             commit_cell = f"`{str(commit)[:12]}`" if isinstance(commit, str) and commit else ""
             secret = redact(str(f.get("secret") or ""))  # even if --show-secrets was passed
             lines.append(
-                f"| {md_cell(plan.prefix + str(f.get('path')))} | {f.get('line')} "
+                f"| {md_cell(str(f.get('path')))} | {f.get('line')} "
                 f"| {commit_cell} | `{secret}` | {md_cell(_status(f))} |"
             )
         if n > SUMMARY_ROWS:

@@ -15,6 +15,11 @@ Two engines give the same hits (``tests/test_engine.py`` checks it on random byt
 * ``python``: ``bytes.find`` for the prefix and the UTF-16 form; the base64 needles are found
   through one byte of each (a ``V`` or a ``W``, rare in text) with a ``memchr`` loop. Selected
   with ``KASCAN_ENGINE=python``, and whenever ``hyperscan`` cannot be imported.
+
+Without ``KASCAN_ENGINE``, the first :data:`SMALL_BUDGET` bytes a process scans go through the
+fallback too: loading Hyperscan and compiling its database costs ~4 ms, more than the fallback
+takes for that much text (a commit hook's staged lines are a few KB); the first chunk past the
+budget loads Hyperscan, which then scans everything.
 """
 
 from __future__ import annotations
@@ -123,6 +128,21 @@ def engine_name() -> EngineName:
 
 
 _CHOSEN: list[tuple[EngineName, Callable[[bytes], Hits]]] = []
+SMALL_BUDGET = 64 << 10  # bytes scanned with the fallback before Hyperscan is loaded (auto)
+_SMALL = [0]  # bytes the fallback has scanned so far in auto mode (-1: none, an engine was asked)
+
+
+def _small(n: int) -> bool:
+    """Whether a chunk of ``n`` bytes goes to the fallback because Hyperscan is not loaded yet
+    (auto mode, within :data:`SMALL_BUDGET`): the same hits, without the cost of loading it."""
+    seen = _SMALL[0]
+    if seen < 0 or seen + n > SMALL_BUDGET:
+        return False
+    if seen == 0 and os.environ.get("KASCAN_ENGINE", "").strip():
+        _SMALL[0] = -1  # an engine was asked for: always that one
+        return False
+    _SMALL[0] = seen + n
+    return True
 
 
 def _choose() -> tuple[EngineName, Callable[[bytes], Hits]]:
@@ -134,7 +154,7 @@ def _choose() -> tuple[EngineName, Callable[[bytes], Hits]]:
         chosen = ("python", scan_python)
     else:
         try:
-            _database()
+            import hyperscan  # noqa: F401  (the databases are compiled on first use)
         except ImportError:
             if want == "hyperscan":
                 from kascan.errors import KascanError
@@ -157,6 +177,7 @@ _LOCAL = threading.local()
 def reset() -> None:
     """Forget the chosen engine and the remembered hits (tests switch ``KASCAN_ENGINE``)."""
     _CHOSEN.clear()
+    _SMALL[0] = 0
     _memo().clear()
 
 
@@ -180,7 +201,12 @@ def hits(data: bytes) -> Hits:
     for seen, found in memo:
         if seen is data:
             return found
-    found = (_CHOSEN[0] if _CHOSEN else _choose())[1](data)
+    if _CHOSEN:
+        found = _CHOSEN[0][1](data)
+    elif _small(len(data)):
+        found = scan_python(data)
+    else:
+        found = _choose()[1](data)
     if len(memo) >= _MEMO:
         del memo[0]
     memo.append((data, found))
@@ -188,15 +214,30 @@ def hits(data: bytes) -> Hits:
 
 
 def any_needle(data: bytes | bytearray | memoryview) -> bool:
-    """Whether any needle occurs in ``data``, with the chosen engine, remembering nothing: for a
-    reused read buffer (:mod:`kascan.sources.stream`), where a window without a needle is left
-    out and one with a needle is copied out and scanned again by :func:`hits`."""
-    if (_CHOSEN[0] if _CHOSEN else _choose())[0] == "python":
+    """Whether any needle occurs in ``data``, with the engine :func:`hits` would use,
+    remembering nothing: for a reused read buffer (:mod:`kascan.sources.stream`), where a
+    window without a needle is left out and one with a needle is copied out and scanned again
+    by :func:`hits`, and for a small file read whole (most of a tree)."""
+    if _CHOSEN:
+        name = _CHOSEN[0][0]
+    elif _small(len(data)):
+        name = "python"
+    else:
+        name = _choose()[0]
+    if name == "python":
         return bool(scan_python(bytes(data)))
-    db: tuple[Any, Any, tuple[int, ...]] | None = getattr(_LOCAL, "db", None)
     raw: list[tuple[int, int]] = []
-    (db or _database())[0].scan(data, match_event_handler=_on_match, context=raw)
+    (getattr(_LOCAL, "block", None) or _database("block")).scan(
+        data, match_event_handler=_on_match, context=raw
+    )
     return bool(raw)
+
+
+def warm() -> None:
+    """Choose the engine and compile its block-mode database now: before a tree's workers are
+    forked, so that each inherits it rather than compiling its own."""
+    if _choose()[0] == "hyperscan":
+        _database("block")
 
 
 def _sort(found: Hits) -> Hits:
@@ -206,23 +247,31 @@ def _sort(found: Hits) -> Hits:
     return found
 
 
-def _database() -> tuple[Any, Any, tuple[int, ...]]:
-    """[block database, stream database, needle lengths] of this thread (hyperscan is untyped)."""
-    db: tuple[Any, Any, tuple[int, ...]] | None = getattr(_LOCAL, "db", None)
+def _database(mode: Literal["block", "stream"]) -> Any:
+    """This thread's block-mode or streaming-mode database, compiled on first use (a scan of
+    chunks never compiles the streaming one; hyperscan is untyped)."""
+    db: Any = getattr(_LOCAL, mode, None)
     if db is None:
         import hyperscan
 
         texts = needles()
         # as escaped bytes: the literal compiler of the binding stops at a NUL
         exprs = [b"".join(b"\\x%02x" % c for c in t) for t in texts]
-        ids = list(range(len(texts)))
-        block = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        block.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=0)
-        stream = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
-        stream.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=0)
-        db = (block, stream, tuple(len(t) for t in texts))
-        _LOCAL.db = db
+        flag = hyperscan.HS_MODE_BLOCK if mode == "block" else hyperscan.HS_MODE_STREAM
+        db = hyperscan.Database(mode=flag)
+        db.compile(expressions=exprs, ids=list(range(len(texts))), elements=len(exprs), flags=0)
+        setattr(_LOCAL, mode, db)
     return db
+
+
+def _lengths() -> tuple[int, ...]:
+    """Each needle's length, by id."""
+    if not _LENGTHS:
+        _LENGTHS.append(tuple(len(t) for t in needles()))
+    return _LENGTHS[0]
+
+
+_LENGTHS: list[tuple[int, ...]] = []
 
 
 def _on_match(id: int, _from: int, to: int, _flags: int, found: list[tuple[int, int]]) -> None:
@@ -240,12 +289,11 @@ def _classify(raw: list[tuple[int, int]], lengths: tuple[int, ...]) -> Hits:
 
 def scan_hyperscan(data: bytes) -> Hits:
     """Every needle in ``data``: one pass of the compiled block-mode database."""
-    block, _stream, lengths = _database()
     raw: list[tuple[int, int]] = []
-    block.scan(data, match_event_handler=_on_match, context=raw)
+    _database("block").scan(data, match_event_handler=_on_match, context=raw)
     if not raw:
         return Hits()
-    return _classify(raw, lengths)
+    return _classify(raw, _lengths())
 
 
 # --------------------------------------------------------------------------- the fallback
@@ -351,7 +399,7 @@ class Stream:
         self._keep = max(self._lengths) - 1
         self._tail = b""
         if self.engine == "hyperscan":
-            _block, db, _lengths = _database()
+            db = _database("stream")
             self._stream = db.stream(match_event_handler=_on_match, context=self._raw)
             self._stream.__enter__()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ import click
 from kascan.errors import KascanError
 from kascan.fleet_options import RepoQuery
 from kascan.model import Finding, scrub
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, prefixed
+from kascan.urls import canonical_repo
 
 if TYPE_CHECKING:
     from kascan.report import RepoSummary
@@ -27,40 +27,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 STATE_VERSION = 1
 
-# --- canonical names and shards -------------------------------------------------------------------
-
-_SCP = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]+):(?P<path>(?!//).+)$")
-_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>.*)$")
-
-
-def canonical_repo(ref: str) -> str:
-    """One name per repository, whatever form it was written in: ``host/owner/repo``
-    for https/ssh/git/scp-like URLs (user, port, trailing ``/`` and ``.git`` dropped, host
-    lowercased), ``file:<path>`` for ``file://`` URLs and local paths (normalised, not resolved,
-    so that every worker of a sharded sweep computes the same name)."""
-    ref = ref.strip()
-    m = _URL.match(ref)
-    if m:
-        scheme = m.group("scheme").lower()
-        rest = m.group("rest")
-        if scheme == "file":
-            return "file:" + _strip_repo(os.path.normpath(rest or "/"))
-        netloc, _, path = rest.partition("/")
-        host = netloc.rpartition("@")[2]
-        host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
-        return host.lower() + "/" + _strip_repo(path.lstrip("/"))
-    if not os.path.isabs(ref) and not ref.startswith("."):
-        m = _SCP.match(ref)
-        if m and "/" not in m.group("host"):
-            return m.group("host").lower() + "/" + _strip_repo(m.group("path").lstrip("/"))
-    return "file:" + _strip_repo(os.path.normpath(ref))
-
-
-def _strip_repo(path: str) -> str:
-    path = path.rstrip("/")
-    if path.endswith(".git"):
-        path = path[:-4].rstrip("/")
-    return path
+# --- canonical names (kascan.urls.canonical_repo) and shards --------------------------------------
 
 
 def repo_hash(ref: str) -> str:
@@ -345,7 +312,8 @@ def sweep(
                 if prior is not None:
                     out.findings, out.stats, out.reused = prior.findings, prior.stats, True
                     return out
-            out.findings = scan_one(repo, out.stats, lambda m: warn(f"{repo}: {m}"))
+            # a limit warning and a -v line keep their kind under the repository's name
+            out.findings = scan_one(repo, out.stats, lambda m: warn(prefixed(f"{repo}: ", m)))
             if state is not None:
                 state.save(RepoState(repo, refs, state.config, out.findings, out.stats))
         except KascanError as exc:

@@ -28,15 +28,9 @@ def _valid(lines: list[str], warn: Callable[[str], None] | None, source: str) ->
     warning, rather than the end of the scan (the files it would have named are scanned)."""
     if not lines:
         return lines
-    to_regex = _to_regex()
     out = []
     for line in lines:
-        try:
-            if to_regex is not None:
-                to_regex(line)
-            else:
-                _compile([line])
-        except Exception:  # pathspec's own error class differs between versions
+        if not _valid_line(line):
             if warn is not None:
                 shown = line.strip() if len(line.strip()) <= 60 else line.strip()[:57] + "..."
                 where = f" in {source}" if source else ""
@@ -44,6 +38,19 @@ def _valid(lines: list[str], warn: Callable[[str], None] | None, source: str) ->
             continue
         out.append(line)
     return out
+
+
+def _valid_line(line: str) -> bool:
+    """Whether pathspec takes ``line`` as a pattern (it refuses a lone backslash or ``!``)."""
+    to_regex = _to_regex()
+    try:
+        if to_regex is not None:
+            to_regex(line)
+        else:
+            _compile([line])
+    except Exception:  # pathspec's own error class differs between versions
+        return False
+    return True
 
 
 def _compile(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
@@ -66,6 +73,13 @@ def _to_regex() -> Callable[[str], tuple[str | None, bool | None]] | None:
         to_regex = getattr(kind, "pattern_to_regex", None)
         _TO_REGEX.append(to_regex if callable(to_regex) else None)
     return _TO_REGEX[0]
+
+
+def _spec(
+    lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> pathspec.GitIgnoreSpec | None:
+    patterns = _patterns(lines, warn, source)
+    return None if patterns is None else _compile(patterns)
 
 
 def too_costly(pattern: str) -> bool:
@@ -159,12 +173,12 @@ def global_excludes_file() -> Path | None:
     return Path(xdg) / "git" / "ignore"
 
 
-_GROUP_NAME = re.compile(r"\(\?P<[^>]+>")
+_GROUP_NAME = r"\(\?P<[^>]+>"  # compiled on first use (re caches it)
 # how pathspec writes a pattern without a slash (``*.o``, ``build/``): a component of the path,
 # anywhere, fullmatches P, and is followed by "/" or the end (for ``build/``: by "/")
 _ANY_DIR = "^(?:.+/)?"
 _COMPONENT_END = ("(?:(?:/)|$)", "(?:/)", "(?:/.*)?$", "/.*$")
-_LITERAL = re.compile(r"(?:\\[^0-9A-Za-z]|[^.^$*+?{}\[\]\\|()/])*")
+_LITERAL = r"(?:\\[^0-9A-Za-z]|[^.^$*+?{}\[\]\\|()/])*"  # a literal (re caches it)
 _STAR = "[^/]*"
 
 
@@ -183,11 +197,11 @@ def _components(
     prefixes: list[str] = []
     rest: list[str] = []
     for part in parts:
-        if _LITERAL.fullmatch(part):
+        if re.fullmatch(_LITERAL, part):
             exact.add(_unescape(part))
-        elif part.startswith(_STAR) and _LITERAL.fullmatch(part[len(_STAR) :]):
+        elif part.startswith(_STAR) and re.fullmatch(_LITERAL, part[len(_STAR) :]):
             suffixes.append(_unescape(part[len(_STAR) :]))  # "*.o"
-        elif part.endswith(_STAR) and _LITERAL.fullmatch(part[: -len(_STAR)]):
+        elif part.endswith(_STAR) and re.fullmatch(_LITERAL, part[: -len(_STAR)]):
             prefixes.append(_unescape(part[: -len(_STAR)]))  # "cscope.*", ".*"
         else:
             rest.append(part)
@@ -253,7 +267,7 @@ def _quick_test(
     names: list[str] = []
     flags = 0
     for regex_text in texts:
-        text = _GROUP_NAME.sub("(?:", regex_text)
+        text = re.sub(_GROUP_NAME, "(?:", regex_text)
         part = _component(text)
         if part is None:
             parts.append(text)
@@ -346,22 +360,33 @@ def _anchored(
 
 class _Level:
     """The patterns of one ignore file, for paths under ``base`` (relative to the top, "" for
-    the top, no trailing "/"): pathspec compiles them when the quick test first says maybe."""
+    the top, no trailing "/"): pathspec compiles them when the quick test first says maybe.
+    ``source``, ``lines`` and ``own`` say where they came from, for ``-v``: a label, and the
+    lines as read (patterns of the level's own file first; ``own`` of them: the rest are
+    exclude patterns)."""
 
-    __slots__ = ("_spec", "base", "cut", "lines", "quick")
+    __slots__ = ("_spec", "base", "cut", "lines", "own", "patterns", "quick", "source")
 
-    def __init__(self, base: str, lines: Sequence[str]) -> None:
+    def __init__(
+        self,
+        base: str,
+        patterns: Sequence[str],
+        source: str = "",
+        lines: Sequence[str] = (),
+        own: int | None = None,
+    ) -> None:
         self.base = base
         self.cut = base + "/" if base else ""  # what a path under it starts with
-        self.lines = tuple(lines)
+        self.patterns = tuple(patterns)
+        self.source, self.lines, self.own = source, lines, own
         # compiled now only if this pathspec cannot give its regex texts without compiling
-        self._spec = None if _to_regex() is not None else _compile(self.lines)
-        self.quick = _quick_test(self.lines, self._spec)
+        self._spec = None if _to_regex() is not None else _compile(self.patterns)
+        self.quick = _quick_test(self.patterns, self._spec)
 
     @property
     def spec(self) -> pathspec.GitIgnoreSpec:
         if self._spec is None:
-            self._spec = _compile(self.lines)
+            self._spec = _compile(self.patterns)
         return self._spec
 
     def verdict(self, path: str) -> bool | None:
@@ -370,6 +395,28 @@ class _Level:
             return None
         include: bool | None = self.spec.check_file(path).include
         return include
+
+    def explain(self, index: int | None, prefix: str = "") -> str:
+        """``SOURCE:LINE (PATTERN)`` for the pattern at ``index`` of the spec (``-v`` only: the
+        line is found again the way :func:`_spec` kept it)."""
+        pattern = ""
+        if index is not None and 0 <= index < len(self.spec.patterns):
+            pattern = str(getattr(self.spec.patterns[index], "pattern", "") or "")
+        kept = [
+            n
+            for n, ln in enumerate(self.lines, 1)
+            if ln.strip()
+            and not ln.lstrip().startswith("#")
+            and not too_costly(ln)
+            and _valid_line(ln)
+        ]
+        number = kept[index] if index is not None and 0 <= index < len(kept) else None
+        shown = f" ({pattern.strip()})" if pattern else ""
+        if self.own is not None and (number is None or number > self.own):
+            return f"an exclude pattern (--exclude or the config's exclude){shown}"
+        if number is None:
+            return f"{prefix}{self.source}{shown}"
+        return f"{prefix}{self.source}:{number}{shown}"
 
 
 class Ignorer:
@@ -388,13 +435,17 @@ class Ignorer:
         git_levels: Sequence[_Level],
         use_git: bool = True,
         warn: Warn = _no_warn,
+        own_lines: int = 0,
     ) -> None:
         self.top = top
         self.use_git = use_git
         self.warn = warn
         self.root_rel = root_rel
+        self.shown = ""  # what -v lines call the scan root ("" or "src/"): the walk's prefix
         own = _patterns(kascan_patterns, warn, "the excludes and .kascanignore")
-        self._kascan = _Level(root_rel, own) if own else None
+        self._kascan = (
+            _Level(root_rel, own, ".kascanignore", kascan_patterns, own_lines) if own else None
+        )
         self._git: list[_Level] = list(git_levels)
 
     @classmethod
@@ -403,8 +454,10 @@ class Ignorer:
     ) -> Ignorer:
         root = root.resolve()
         patterns = list(excludes)
+        own = 0
         if use_git:
             patterns[:0] = _read_lines(root / ".kascanignore", warn)
+            own = len(patterns) - len(excludes)
         repo = find_repo_root(root) if use_git else None
         top = repo or root
         root_rel = root.relative_to(top).as_posix()
@@ -413,34 +466,35 @@ class Ignorer:
         if use_git:
             glob = global_excludes_file()
             if glob is not None:
-                lines = _patterns(_read_lines(glob, warn), warn, str(glob))
-                if lines:
-                    levels.append(_Level("", lines))
+                lines = _read_lines(glob, warn)
+                kept = _patterns(lines, warn, str(glob))
+                if kept:
+                    levels.append(_Level("", kept, str(glob), lines))
             if repo is not None:
                 exclude = repo / ".git" / "info" / "exclude"
-                lines = _patterns(_read_lines(exclude, warn), warn, str(exclude))
-                if lines:
-                    levels.append(_Level("", lines))
+                lines = _read_lines(exclude, warn)
+                kept = _patterns(lines, warn, str(exclude))
+                if kept:
+                    levels.append(_Level("", kept, str(exclude), lines))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
                     gitignore = top / base / ".gitignore"
-                    lines = _patterns(_read_lines(gitignore, warn), warn, str(gitignore))
-                    if lines:
-                        levels.append(_Level(base, lines))
-        return cls(top, root_rel, patterns, levels, use_git, warn)
+                    lines = _read_lines(gitignore, warn)
+                    kept = _patterns(lines, warn, str(gitignore))
+                    if kept:
+                        levels.append(_Level(base, kept, str(gitignore), lines))
+        return cls(top, root_rel, patterns, levels, use_git, warn, own)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
-        lines = (
-            _patterns(_read_lines(gitignore, self.warn), self.warn, str(gitignore))
-            if self.use_git
-            else None
-        )
-        if lines is None:
+        lines = _read_lines(gitignore, self.warn) if self.use_git else []
+        kept = _patterns(lines, self.warn, str(gitignore)) if self.use_git else None
+        if kept is None:
             return False
-        self._git.append(_Level(self._top_rel(rel_dir), lines))
+        shown = f"{self.shown}{rel_dir}/.gitignore" if rel_dir else f"{self.shown}.gitignore"
+        self._git.append(_Level(self._top_rel(rel_dir), kept, shown, lines))
         return True
 
     def pop(self) -> None:
@@ -471,6 +525,28 @@ class Ignorer:
                 return verdict
         return False
 
+    def explain(self, rel: str, is_dir: bool) -> str:
+        """Why :meth:`ignored` said so, in words (``-v`` only: it asks pathspec again, pattern
+        by pattern): ``ignored by vendor/.gitignore:3 (*.min.js)``."""
+        path = self._top_rel(rel) if self.root_rel else rel
+        if is_dir:
+            path += "/"
+        levels = [self._kascan] if self._kascan is not None else []
+        for level in [*levels, *reversed(self._git)]:
+            verdict = _check(level, path)
+            if verdict is None or (verdict is False and level is self._kascan):
+                continue
+            if verdict:
+                index = level.spec.check_file(_below(level, path)).index
+                prefix = self.shown if level is self._kascan else ""
+                return f"ignored by {level.explain(index, prefix)}"
+            break
+        return "ignored"
+
+
+def _below(level: _Level, path: str) -> str:
+    return path[len(level.base) + 1 :] if level.base else path
+
 
 def _check(level: _Level, path: str) -> bool | None:
     if level.cut:
@@ -478,3 +554,36 @@ def _check(level: _Level, path: str) -> bool | None:
             return None
         path = path[len(level.cut) :]
     return level.verdict(path)
+
+
+class Excluder:
+    """gitignore patterns that a git scan's paths are matched against (the config's exclude,
+    .kascanignore, --exclude), as one callable; :meth:`why` says which pattern, for ``-v``."""
+
+    def __init__(self, spec: pathspec.GitIgnoreSpec, prefix: str = "") -> None:
+        self.spec = spec
+        self.prefix = prefix  # a submodule's path: its paths are matched as the superproject's
+
+    def __call__(self, path: str) -> bool:
+        return bool(self.spec.match_file(self.prefix + path))
+
+    def under(self, prefix: str) -> Excluder:
+        return Excluder(self.spec, self.prefix + prefix)
+
+    def why(self, path: str) -> str:
+        index = self.spec.check_file(self.prefix + path).index
+        pattern = ""
+        if index is not None and 0 <= index < len(self.spec.patterns):
+            pattern = str(getattr(self.spec.patterns[index], "pattern", "") or "")
+        shown = f" ({pattern.strip()})" if pattern else ""
+        return EXCLUDED + shown
+
+
+EXCLUDED = "excluded by an exclude pattern (the config's exclude, .kascanignore or --exclude)"
+
+
+def why_excluded(excluded: Callable[[str], bool], path: str) -> str:
+    """What -v says of a path that ``excluded`` matched."""
+    if isinstance(excluded, Excluder):
+        return excluded.why(path)
+    return EXCLUDED

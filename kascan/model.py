@@ -32,7 +32,7 @@ DropReason = Literal[
 REDACT_KEEP = 4
 
 
-_REDACT_HEAD = re.compile(r"[A-Za-z]{1,12}(?:_[A-Za-z]{1,12})?")
+_REDACT_HEAD = r"[A-Za-z]{1,12}(?:_[A-Za-z]{1,12})?"  # compiled on first use (re caches it)
 
 
 def redact(value: str) -> str:
@@ -42,7 +42,7 @@ def redact(value: str) -> str:
     or ``ghp``); anything else keeps at most four characters, so a value whose "prefix" carries
     secret material (``github_pat_11AB…_…``, a crafted ``ka_live_<key>_x``) shows none of it."""
     head, sep, body = value.rpartition("_")
-    if not sep or len(body) <= REDACT_KEEP or not _REDACT_HEAD.fullmatch(head):
+    if not sep or len(body) <= REDACT_KEEP or not re.compile(_REDACT_HEAD).fullmatch(head):
         keep = min(REDACT_KEEP, len(value) // 4)
         return value[:keep] + "…"
     return head + sep + body[:REDACT_KEEP] + "…"
@@ -70,7 +70,7 @@ class Secret:
         the full key only if it is one token (no space or control character, at most 256
         characters), and as a redacted form only if it is one that :func:`redact` could have made
         and holds nothing key-shaped; anything else is redacted again."""
-        if _sha256(shown) == fingerprint and _TOKEN.fullmatch(shown):
+        if _sha256(shown) == fingerprint and re.compile(_PRINTABLE_RUN).fullmatch(shown):
             return cls(shown)
         if not _is_redacted_form(shown):
             shown = redact(shown)  # not a redacted form: never keep more than redact() shows
@@ -198,11 +198,11 @@ class Candidate:
     origin: str | None = None  # Chunk.origin
 
 
-_TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no space: what a rule's secret is
+_PRINTABLE_RUN = r"[!-~]{1,256}"  # printable ASCII, no space: what a rule's secret is
 
 # What scrub() hides in free text. Each kind is found from a literal (``_live_``, ``://``, ``=``,
 # a token prefix) and expanded from there, so a long hostile string costs linear time.
-_ALNUM_RUN = re.compile(r"[A-Za-z0-9]*")
+_ALNUM_RUN = r"[A-Za-z0-9]*"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 # compiled on first use (re caches them), so that start-up does not pay for them
 _USERINFO = r"[^/?#\s@]*(?:@[^/?#\s@]*)*@"  # up to the authority's last @
@@ -225,7 +225,7 @@ def _redact_keys(text: str) -> str:
     last = 0
     i = low.find("_live_")
     while i != -1:
-        m = _ALNUM_RUN.match(text, i + 6)  # always matches (maybe empty)
+        m = re.compile(_ALNUM_RUN).match(text, i + 6)  # always matches (maybe empty)
         end = m.end() if m is not None else i + 6
         if end - (i + 6) >= KEY_BODY_MIN:
             start = i
@@ -279,11 +279,15 @@ def scrub(text: str) -> str:
 def _is_redacted_form(shown: str) -> bool:
     """Whether ``shown`` is something :func:`redact` makes: at most 64 printable characters
     ending in ``…``, nothing key-shaped, and no more than four characters after the prefix."""
-    if not shown.endswith("…") or len(shown) > 64 or not _TOKEN.fullmatch(shown[:-1] or "x"):
+    if (
+        not shown.endswith("…")
+        or len(shown) > 64
+        or not re.compile(_PRINTABLE_RUN).fullmatch(shown[:-1] or "x")
+    ):
         return False
     if scrub(shown) != shown:
         return False
     head, sep, body = shown[:-1].rpartition("_")
-    if sep and _REDACT_HEAD.fullmatch(head):
+    if sep and re.compile(_REDACT_HEAD).fullmatch(head):
         return len(body) <= REDACT_KEEP
     return len(shown) - 1 <= REDACT_KEEP

@@ -36,6 +36,7 @@ class ReportOptions:
     outputs: tuple[Output, ...] = (Output("text", None),)
     show_secrets: bool = False
     quiet: bool = False
+    verbose: bool = False  # -v: a line on stderr for each thing skipped or dropped, and why
     color: str = "auto"
     sarif_category: str | None = None
     path_prefix: str = ""
@@ -136,9 +137,16 @@ def _report_params(merge: bool) -> list[Callable[[F], F]]:
             metavar="PREFIX",
             default="",
             help="Prepend PREFIX to paths in SARIF and GitHub annotations, so they are relative "
-            "to the repository root when a subdirectory is scanned.",
+            "to the repository root when kascan runs in a subdirectory of it.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress."),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="One line on stderr for each file skipped, archive member not opened and "
+            "candidate dropped, and why (shown with -q too; the report is unchanged).",
+        ),
         click.option(
             "--color",
             type=click.Choice(["auto", "always", "never"]),
@@ -299,6 +307,7 @@ def _report(kw: dict[str, object]) -> ReportOptions:
         outputs=planned,
         show_secrets=bool(kw.pop("show_secrets", False)),
         quiet=bool(kw.pop("quiet", False)),
+        verbose=bool(kw.pop("verbose", False)),
         color=str(kw.pop("color", None) or "auto"),
         sarif_category=cast("str | None", kw.pop("sarif_category", None)) or None,
         path_prefix=str(kw.pop("path_prefix", None) or ""),

@@ -88,13 +88,21 @@ def workflow_property(value: str) -> str:
 def unsurrogate(text: str) -> str:
     """``text`` with the undecodable bytes of a non-UTF-8 name (surrogate escapes) as ``\\xNN``:
     valid Unicode that any UTF-8 writer accepts. Other text is returned unchanged."""
-    if text.isascii() or re.compile(_SURROGATE).search(text) is None:
+    if not has_surrogates(text):
         return text
     return re.compile(_SURROGATE).sub(_visible, text)
 
 
 def has_surrogates(text: str) -> bool:
-    return not text.isascii() and re.compile(_SURROGATE).search(text) is not None
+    """Whether ``text`` holds a surrogate escape: the one thing UTF-8 cannot encode (asked of the
+    codec, not of a regex, so that text with no such name compiles none)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def raw_bytes(text: str) -> bytes:

@@ -39,6 +39,8 @@ BATCH_FILES = 64  # files per batch: enough to amortize the round trip, few enou
 BATCH_BYTES = 16 << 10  # pickled paths per batch
 IN_FLIGHT_BYTES = 48 << 10  # unanswered requests per worker: below a pipe's 64 KiB, writes
 # never block, so the parent cannot deadlock with a worker that waits to send its results
+AHEAD = 1 << 15  # with a progress line: walk entries that may wait ahead of the reads
+STRIDE = 8  # ... walked for each one handed on
 
 
 def default_jobs() -> int:
@@ -146,6 +148,37 @@ class _Worker:
             os.waitpid(self.pid, 0)
 
 
+class _Ahead:
+    """A walk kept ahead of the reads, for a progress line only: up to ``STRIDE`` entries are
+    walked for each one handed on, until ``AHEAD`` wait, so that the walk of a tree of up to
+    about ``AHEAD`` files ends while the first eighth of it is read and the total is known (the
+    line's estimate; a bigger tree's when that many files are left). The walk is the same one (no
+    stat, no second pass): what this costs is the memory of the waiting entries, a few MiB. The
+    walk's warnings wait in the same queue, in their place between the files."""
+
+    def __init__(self, walk: Callable[[Warn], Iterable[FileRef]]) -> None:
+        self.queue: deque[FileRef | str] = deque()
+        self.refs = iter(walk(self.queue.append))
+        self.walked = 0
+        self.total: int | None = None  # the walk's files, once it has ended
+
+    def __iter__(self) -> Iterator[FileRef | str]:
+        queue, refs = self.queue, self.refs
+        while True:
+            for _ in range(STRIDE):
+                if self.total is not None or len(queue) >= AHEAD:
+                    break
+                ref = next(refs, None)
+                if ref is None:
+                    self.total = self.walked
+                    break
+                self.walked += 1
+                queue.append(ref)
+            if not queue:
+                return
+            yield queue.popleft()
+
+
 class TreeScanner:
     """Scans the files of walks, in parallel when ``jobs > 1``; one set of workers per run."""
 
@@ -180,11 +213,21 @@ class TreeScanner:
         The walk's own warnings (an unreadable directory) are replayed between the files they
         came between, as a one-process scan would show them.
         """
+        tick = self.run.tick
+        ahead = _Ahead(walk) if tick is not None else None
+        done = 0  # files handed on (for the progress line)
         if self.jobs <= 1:
-            for ref in walk(self.warn):
-                yield from self.scan_file(ref, self.run)
-                if self.run.tick is not None:
-                    self.run.tick()
+            if ahead is None or tick is None:
+                for ref in walk(self.warn):
+                    yield from self.scan_file(ref, self.run)
+                return
+            for entry in ahead:
+                if isinstance(entry, str):
+                    self.warn(entry)
+                    continue
+                yield from self.scan_file(entry, self.run)
+                done += 1
+                tick(done, ahead.total)
             return
         import itertools
         import pickle
@@ -192,9 +235,10 @@ class TreeScanner:
 
         prelude: list[FileRef | str] = []  # the first files, and walk warnings among them
         sink: list[Warn] = [prelude.append]  # where the walk's warnings go
-        refs = iter(walk(lambda message: sink[0](message)))
-        for ref in refs:
-            prelude.append(ref)
+        refs: Iterator[FileRef | str]  # the walk's warnings come through the sink, or in place
+        refs = iter(ahead) if ahead is not None else iter(walk(lambda message: sink[0](message)))
+        for entry in refs:
+            prelude.append(entry)
             if len(prelude) > BATCH_FILES:
                 break
         else:  # a small tree: not worth a fork
@@ -203,9 +247,12 @@ class TreeScanner:
                     self.warn(item)
                 else:
                     yield from self.scan_file(item, self.run)
+                    done += 1
+                    if tick is not None and ahead is not None:
+                        tick(done, ahead.total)
             return
         workers = self._start()
-        order: deque[_Worker] = deque()  # who answers each batch, in walk order
+        order: deque[tuple[_Worker, int]] = deque()  # who answers each batch (its files), in order
         # a batch entry is (fs_path, path), or (None, warning): the worker echoes the warning
         # back in its place, so a walk warning is shown between the same files as in-process
         batch: list[tuple[str | None, str]] = []
@@ -231,14 +278,16 @@ class TreeScanner:
                 busy = [w for w in busy if w.in_flight and w.res in ready]
 
         def hand_on(until: Callable[[], bool]) -> Iterator[Candidate]:
+            nonlocal done
             while order and not until():
-                head = order.popleft()
+                head, files = order.popleft()
                 if not head.replies:
                     drain(head)
                 ok, events, delta = pickle.loads(head.replies.popleft())  # noqa: S301
                 self.stats.merge(delta)
-                if self.run.tick is not None:
-                    self.run.tick()
+                if tick is not None and ahead is not None:
+                    done += files
+                    tick(done, ahead.total)
                 if not ok:
                     raise KascanError(events)
                 for event in events:
@@ -252,6 +301,7 @@ class TreeScanner:
             if not batch:
                 return
             payload = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+            files = sum(fs_path is not None for fs_path, _ in batch)
             batch.clear()
             batch_bytes = 0
             poll()
@@ -260,7 +310,7 @@ class TreeScanner:
             yield from hand_on(lambda: sum(w.in_flight) + len(payload) + 8 <= IN_FLIGHT_BYTES)
             _write_frame(w.req, payload)
             w.in_flight.append(len(payload) + 8)
-            order.append(w)
+            order.append((w, files))
 
         def walk_warn(message: str) -> None:
             nonlocal batch_bytes

@@ -38,7 +38,7 @@ from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.fleet import StateStore
-    from kascan.progress import TreeProgress
+    from kascan.progress import SweepProgress, TreeProgress
     from kascan.report import RepoSummary
     from kascan.rules import RuleSet
     from kascan.sources.base import FileRef
@@ -92,7 +92,7 @@ def scan_file(ref: FileRef, run: Run) -> Iterable[Candidate]:
     quiet = run.quiet
     if quiet and skim(ref, run.stats, run.limits):
         return ()
-    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, quiet=quiet)
+    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, note=run.note, quiet=quiet)
     if run.decoders.decoding:  # (unwrap: a file's chunks are never whole objects to open)
         chunks = decode_chunks(chunks, run.decoders, run.warn)
     found: Iterator[Candidate] = find_candidates(chunks, run.rules, run.warn)
@@ -102,15 +102,19 @@ def scan_file(ref: FileRef, run: Run) -> Iterable[Candidate]:
 def candidates_of(source: Source, run: Run, jobs: int = 1) -> Iterator[Candidate]:
     """A source through unwrap, match and its attribution."""
     if isinstance(source, TreeSource):
-        from kascan.engine import engine_name
         from kascan.parallel import TreeScanner
 
-        # what every worker needs, imported (and the engine's database compiled) once, before
-        # the workers are forked, rather than once in each of them
-        _file_stages()
-        engine_name()
+        if jobs > 1:  # what every worker needs, imported (and the engine's database
+            from kascan.engine import warm  # compiled) once, before the workers are forked
+
+            _file_stages()
+            warm()
+
+        def walk(warn: Warn) -> Iterable[FileRef]:
+            return source.walk(warn, run.verbose)
+
         with TreeScanner(run, jobs, scan_file) as trees:
-            yield from trees.scan(source.walk)
+            yield from trees.scan(walk)
         return
     yield from source.attribute(match(unwrap(source.chunks(run), run), run))
 
@@ -120,7 +124,7 @@ def suppressed(
 ) -> Iterator[Finding]:
     from kascan.suppress import suppress
 
-    return suppress(candidates, run.rules, baseline, run.stats, run.warn)
+    return suppress(candidates, run.rules, baseline, run.stats, run.warn, note=run.note)
 
 
 def verify(findings: Iterable[Finding], opts: RunOptions) -> Iterator[Finding]:
@@ -216,11 +220,12 @@ def make_run(opts: RunOptions, stats: ScanStats, warn: Warn) -> Run:
     from kascan.rules import load_rules
 
     limits = None
+    verbose = opts.report.verbose
     if opts.decoders.archives:
         from kascan.sources.archives import DEFAULT_LIMITS
 
-        limits = DEFAULT_LIMITS
-    return Run(load_rules(opts.scan.rules), stats, warn, opts.decoders, limits)
+        limits = replace(DEFAULT_LIMITS, verbose=True) if verbose else DEFAULT_LIMITS
+    return Run(load_rules(opts.scan.rules), stats, warn, opts.decoders, limits, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- the runs
@@ -268,17 +273,19 @@ def run(
     r = make_run(opts, stats, reporter.warn)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
     progress: TreeProgress | None = None
-    if any(isinstance(s, TreeSource) for s in sources) and _progress_wanted(opts):
+    walks = sum(isinstance(s, TreeSource) for s in sources)
+    if walks and progress_wanted(opts):
         from kascan.progress import TreeProgress
 
-        progress = TreeProgress(stats)
-        reporter.progress = progress
+        progress = TreeProgress(stats, walks)
         r = replace(r, tick=progress.tick)
 
     def findings() -> Iterator[Finding]:
         try:
             for src in sources:
                 check_applies(src, r.rules, r.warn)
+                if progress is not None and isinstance(src, TreeSource):
+                    progress.next_walk()
                 yield from suppressed(candidates_of(src, r, jobs), r, base | src.baseline)
         finally:
             if progress is not None:
@@ -290,11 +297,16 @@ def run(
     return _tail(findings(), opts, reporter, all_notes)
 
 
-def _progress_wanted(opts: RunOptions) -> bool:
-    """A progress line: on a terminal only, never with -q (nor when text streams to stderr)."""
+def progress_wanted(opts: RunOptions) -> bool:
+    """A progress line (:mod:`kascan.progress`): stderr is a terminal, not ``-q``, and no report
+    goes to stderr (``-o /dev/stderr``: the line would be in the middle of it)."""
     import sys
 
-    return sys.stderr.isatty() and not opts.report.quiet
+    if opts.report.quiet or not sys.stderr.isatty():
+        return False
+    from kascan.output import stream_fd
+
+    return not any(o.path is not None and stream_fd(o.path) == 2 for o in opts.report.outputs)
 
 
 OpenSource = Callable[[str, contextlib.ExitStack, Warn], Source]
@@ -339,12 +351,23 @@ def run_sweep(
 
     def findings() -> Iterator[Finding]:
         got = {}
-        for out in sweep(repos, scan_one, jobs=jobs, state=state, warn=reporter.warn):
-            got[out.repo] = out
-            stats.merge(out.stats)
-            if out.error:
-                reporter.warn(f"{out.repo}: {out.error} (the other repositories go on)")
-            yield from out.findings
+        line: SweepProgress | None = None
+        if progress_wanted(opts):
+            from kascan.progress import SweepProgress
+
+            line = SweepProgress(len(repos))
+        try:
+            for out in sweep(repos, scan_one, jobs=jobs, state=state, warn=reporter.warn):
+                got[out.repo] = out
+                stats.merge(out.stats)
+                if line is not None:
+                    line.add(len(out.findings), out.error is not None, out.reused)
+                if out.error:
+                    reporter.warn(f"{out.repo}: {out.error} (the other repositories go on)")
+                yield from out.findings
+        finally:
+            if line is not None:
+                line.close()
         outcomes.update(got)
 
     def notes() -> Sequence[str]:
@@ -388,5 +411,12 @@ def run_findings(
     if base:
         kept = [f for f in findings if f.fingerprint not in base]
         reporter.stats.dropped["baseline"] += len(findings) - len(kept)
+        if opts.report.verbose:
+            from kascan.stats import dropped
+            from kascan.suppress import DROP_WORDS
+
+            for f in findings:
+                if f.fingerprint in base:
+                    reporter.warn(dropped(f, DROP_WORDS["baseline"]))
     reporter.stats.reported = len(kept)
     return _tail(kept, opts, reporter, notes)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -17,10 +16,7 @@ from kascan.model import Finding, scrub
 from kascan.options import RunOptions
 from kascan.output import escape
 from kascan.report import ReportContext, RepoSummary
-from kascan.stats import ScanStats
-
-if TYPE_CHECKING:
-    from kascan.progress import TreeProgress
+from kascan.stats import ScanStats, Skipped
 
 
 class Reporter:
@@ -31,7 +27,6 @@ class Reporter:
         self.report = opts.report
         self.stats = stats
         self.started = time.monotonic()
-        self.progress: TreeProgress | None = None
         self.findings: list[Finding] = []
         self.keep: tuple[Path, ...] = ()  # baselines in use: a JSON report over one merges in
         self._warned: set[str] = set()
@@ -50,24 +45,36 @@ class Reporter:
         )
 
     def warn(self, message: str) -> None:
-        """Each distinct warning once (workers may each meet the same timed-out rule)."""
+        """Each distinct warning once (workers may each meet the same timed-out rule); a
+        ``-v`` line (:class:`Skipped`) every time, even with ``-q``, never counted."""
+        if isinstance(message, Skipped):
+            if self.report.verbose:
+                from kascan.progress import paused
+
+                with paused():  # a -v line starts on a clear line, the progress line after it
+                    click.echo(f"kascan: {escape(scrub(message))}", err=True)
+            return
         if message in self._warned:
             return
         self._warned.add(message)
         self.stats.warnings += 1
         self.stats.note(message)  # a limit that hid content makes the scan incomplete
         if not self.report.quiet:
-            click.echo(f"kascan: warning: {escape(scrub(message))}", err=True)
+            from kascan.progress import paused
+
+            with paused():  # a progress line is cleared, then drawn again under the warning
+                click.echo(f"kascan: warning: {escape(scrub(message))}", err=True)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
-        if self.progress is not None:
-            self.progress.close()  # the finding's line, then the progress line again
         if self.stream_text:
+            from kascan.progress import paused
             from kascan.report.text_report import format_finding
 
-            # --color always: colour through a pipe too (click strips it from a pipe otherwise)
-            click.echo(format_finding(finding, self.ctx), color=self.ctx.color or None)
+            line = format_finding(finding, self.ctx)
+            with paused():  # the finding's line, then the progress line again
+                # --color always: colour through a pipe too (click strips it from a pipe otherwise)
+                click.echo(line, color=self.ctx.color or None)
 
     def set_repos(self, repos: Sequence[RepoSummary]) -> None:
         self.ctx = replace(self.ctx, repos=tuple(repos))

@@ -70,6 +70,7 @@ class Allowlist:
     commits: tuple[str, ...] = ()
     regex_target: RegexTarget = "secret"
     condition: Literal["OR", "AND"] = "OR"
+    description: str = field(default="", compare=False)  # what -v calls it
 
     def allows(
         self,
@@ -172,6 +173,7 @@ def _allowlist(raw: object, where: str) -> Allowlist:
         commits=_strs(raw.get("commits"), "commits", where),
         regex_target=target,
         condition="AND" if condition == "AND" else "OR",
+        description=str(raw.get("description", ""))[:120],
     )
     for pattern in (*al.regexes, *al.paths):
         _check_regex(pattern, where)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kascan.model import Finding
 
 
 class LimitWarning(str):
@@ -21,6 +25,54 @@ class LimitWarning(str):
 
     def __reduce__(self) -> tuple[type[LimitWarning], tuple[str, str]]:
         return (LimitWarning, (self.limit, str(self)))
+
+
+class Skipped(str):
+    """One ``-v`` line (after ``kascan: ``): something not scanned, an archive not opened, or a
+    candidate dropped, and why, e.g. ``skipped vendor/: ignored by .gitignore:3 (vendor/)``.
+
+    Made only when ``-v`` is on (each place that counts a skip is told so), and sent down the
+    warning channel like a :class:`LimitWarning`: so it reaches the reporter from a tree worker,
+    between the same files, as a one-process scan would print it. The reporter prints it (escaped
+    and scrubbed: paths and patterns are attacker-named) and never counts it as a warning."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type[Skipped], tuple[str]]:
+        return (Skipped, (str(self),))
+
+
+def skipped(path: str, why: str) -> Skipped:
+    """``skipped PATH: WHY``: nothing of it was scanned."""
+    return Skipped(f"skipped {path}: {why}")
+
+
+def not_opened(path: str, why: str) -> Skipped:
+    """``not opened PATH: WHY``: an archive or container scanned as plain bytes, if at all."""
+    return Skipped(f"not opened {path}: {why}")
+
+
+def dropped(finding: Finding, why: str) -> Skipped:
+    """``dropped a candidate in [REPO:]PATH:LINE:COL (commit C) (REDACTED): WHY``: the key
+    only in its redacted form."""
+    where = f"{finding.repo}:" if finding.repo else ""
+    commit = f" (commit {finding.commit.sha[:12]})" if finding.commit else ""
+    return Skipped(
+        f"dropped a candidate in {where}{finding.path}:{finding.line}:{finding.column}{commit} "
+        f"({finding.secret.redacted}): {why}"
+    )
+
+
+def prefixed(prefix: str, message: str) -> str:
+    """``prefix + message``, still a :class:`LimitWarning` or a :class:`Skipped` if it was one
+    (a sweep names the repository in front of each of its warnings)."""
+    if isinstance(message, LimitWarning):
+        return LimitWarning(message.limit, prefix + message)
+    if isinstance(message, Skipped):
+        if message.startswith(f"dropped a candidate in {prefix.rstrip()}"):
+            return message  # a dropped finding names its repository already
+        return Skipped(prefix + message)
+    return prefix + message
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import cast
 from kascan.errors import KascanError
 from kascan.model import Candidate, Finding
 from kascan.rules import RuleSet
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, dropped
 
 Warn = Callable[[str], None]
 
@@ -78,15 +78,41 @@ def in_baseline(finding: Finding, baseline: frozenset[str]) -> bool:
 def is_allowlisted(cand: Candidate, rules: RuleSet, warn: Warn = _no_warn) -> bool:
     """Whether an allowlist of the candidate's rule, or a global one, allows it: evaluated after
     attribution, so ``paths`` see the path in the repository and ``commits`` the commit."""
+    return allowlisted_by(cand, rules, warn) is not None
+
+
+def allowlisted_by(cand: Candidate, rules: RuleSet, warn: Warn = _no_warn) -> str | None:
+    """Which allowlist allows the candidate, in words (``allowlist 'test fixtures'``,
+    ``allowlist 2 of rule kubeadapt-api-key``), or None if none does."""
     f = cand.finding
     rule = rules.by_id(f.rule_id)
-    allowlists = (*(rule.allowlists if rule is not None else ()), *rules.allowlists)
-    if not allowlists:
-        return False
+    own = rule.allowlists if rule is not None else ()
+    if not own and not rules.allowlists:
+        return None
     sha = f.commit.sha if f.commit else None
     secret = f.secret.value
     match = cand.match or secret
-    return any(a.allows(secret, match, cand.line, f.path, sha, warn) for a in allowlists)
+    for i, a in enumerate((*own, *rules.allowlists)):
+        if a.allows(secret, match, cand.line, f.path, sha, warn):
+            if a.description:
+                return f"allowlist {a.description!r}"
+            if i < len(own):
+                return f"allowlist {i + 1} of rule {f.rule_id}"
+            return f"global allowlist {i - len(own) + 1}"
+    return None
+
+
+# what -v says for each reason a candidate is dropped
+DROP_WORDS = {
+    "placeholder": "a placeholder (a sequence, a repeated pattern or a word like 'example')",
+    "low-entropy": "entropy below the rule's minimum",
+    "inline-allow": "a kascan:allow comment on its line",
+    "gitleaks-allow": "a gitleaks:allow comment on its line",
+    "detect-secrets-allow": "a 'pragma: allowlist secret' comment on its line",
+    "baseline": "in the baseline (a known key, by fingerprint)",
+    "duplicate": "a duplicate of a finding already reported (same key, place and decoding)",
+    "excluded": "its path is excluded (the config's exclude, .kascanignore or --exclude)",
+}
 
 
 def suppress(
@@ -95,9 +121,11 @@ def suppress(
     baseline: frozenset[str],
     stats: ScanStats,
     warn: Warn = _no_warn,
+    note: Warn | None = None,
 ) -> Iterator[Finding]:
     """The suppression stage, after attribution: the content's own reasons (placeholder, low
-    entropy, inline allow), allowlists, the baseline, then duplicates; every drop counted."""
+    entropy, inline allow), allowlists, the baseline, then duplicates; every drop counted, and
+    with ``note`` (``-v``) told, one line each."""
     seen: set[tuple[object, ...]] = set()
     check_allowlists = bool(rules.allowlists) or any(r.allowlists for r in rules.rules)
     for cand in candidates:
@@ -105,18 +133,32 @@ def suppress(
         finding = cand.finding
         if cand.drop is not None:
             stats.dropped[cand.drop] += 1
+            if note is not None:
+                note(dropped(finding, DROP_WORDS.get(cand.drop, cand.drop)))
             continue
-        if check_allowlists and is_allowlisted(cand, rules, warn):
-            stats.dropped["allowlist"] += 1
-            continue
+        if check_allowlists:
+            if note is None:
+                allowed = is_allowlisted(cand, rules, warn)
+            else:
+                which = allowlisted_by(cand, rules, warn)
+                allowed = which is not None
+                if which is not None:
+                    note(dropped(finding, which))
+            if allowed:
+                stats.dropped["allowlist"] += 1
+                continue
         if baseline and in_baseline(finding, baseline):
             stats.dropped["baseline"] += 1
+            if note is not None:
+                note(dropped(finding, DROP_WORDS["baseline"]))
             continue
         # the key itself identifies it as well as its hash does (hashlib costs a hook ~4 ms)
         ident = finding.secret.value if finding.secret.known else finding.fingerprint
         key = (*finding.sort_key(), ident, finding.decoded)
         if key in seen:
             stats.dropped["duplicate"] += 1
+            if note is not None:
+                note(dropped(finding, DROP_WORDS["duplicate"]))
             continue
         seen.add(key)
         stats.reported += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -70,10 +71,18 @@ class Result:
             assert body not in self.stderr, "key body leaked on stderr"
 
 
+_HYPERSCAN = importlib.util.find_spec("hyperscan") is not None
+
+
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "KASCAN_"))}
     if "KASCAN_ENGINE" in os.environ:  # CI runs the suite again with the fallback engine
         env["KASCAN_ENGINE"] = os.environ["KASCAN_ENGINE"]
+    elif _HYPERSCAN:
+        # without it, a process's first 64 KiB go through the fallback engine (a fast hook):
+        # the suite's small inputs would then never meet Hyperscan. tests/test_startup.py runs
+        # the engine a user gets, with the variable unset.
+        env["KASCAN_ENGINE"] = "hyperscan"
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
@@ -100,6 +109,36 @@ def env(home: Path) -> dict[str, str]:
     return clean_env(home)
 
 
+class _Inside:
+    def __init__(self, d: Path) -> None:
+        self.dir = d
+
+
+def from_inside(
+    args: tuple[str | os.PathLike[str], ...], cwd: Path | None
+) -> tuple[tuple[str | os.PathLike[str], ...], Path | None]:
+    """The arguments and working directory a test's ``scan`` runs with (see _from_inside)."""
+    if (args[:1] == ("scan",) or args[:2] == ("baseline", "update")) and cwd is None:
+        moved = _from_inside(args)
+        if moved and isinstance(moved[-1], _Inside):
+            return moved[:-1], moved[-1].dir  # type: ignore[return-value]
+    return args, cwd
+
+
+def _from_inside(args: tuple[object, ...]) -> tuple[object, ...]:
+    """``scan DIR`` of one absolute directory (a test's ``tmp_path``) runs as a user does, from
+    inside it: ``cd DIR && kascan scan .``, so findings read ``config.json``, not the
+    directory's absolute path (kascan prints paths as they were named; tests/test_paths.py
+    covers the other spellings)."""
+    dirs = [i for i, a in enumerate(args) if isinstance(a, Path) and a.is_absolute() and a.is_dir()]
+    if len(dirs) != 1:
+        return args
+    i = dirs[0]
+    d = args[i]
+    assert isinstance(d, Path)
+    return (*args[:i], ".", *args[i + 1 :], _Inside(d))
+
+
 @pytest.fixture
 def run_cli(env: dict[str, str]) -> Callable[..., Result]:
     """``run_cli("scan", path, cwd=..., input=...)``: the real CLI in a subprocess."""
@@ -114,6 +153,7 @@ def run_cli(env: dict[str, str]) -> Callable[..., Result]:
         e = dict(env)
         if extra_env:
             e.update(extra_env)
+        args, cwd = from_inside(args, cwd)
         proc = subprocess.run(
             [sys.executable, "-m", "kascan", *map(str, args)],
             cwd=cwd,

@@ -278,10 +278,12 @@ class Registry:
     tokens: TokenService
     storage: Path
 
-    def push(self, source: str, name: str, multi: bool = False) -> None:
+    def push(
+        self, source: str, name: str, multi: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         """``skopeo copy SOURCE docker://HOST/NAME`` (with credentials), as a user would."""
         cmd = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-               "--dest-creds", f"{self.tokens.user}:{self.tokens.password}"]  # fmt: skip
+               "--dest-creds", f"{self.tokens.user}:{self.tokens.password}", *extra]  # fmt: skip
         if multi:
             cmd.append("--all")
         subprocess.run([*cmd, source, f"docker://{self.host}/{name}"], check=True,

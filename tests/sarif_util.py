@@ -99,6 +99,36 @@ def location(result: dict[str, object]) -> tuple[str, dict[str, int]]:
     return uri_path(art["uri"]), loc["region"]
 
 
+def related(result: dict[str, object]) -> list[dict[str, object]]:
+    """A result's related locations, checked: ids 1, 2, ... (unique), each a file and a region,
+    each linked from the result's message (the first ten) and carrying a message of its own."""
+    rel = result.get("relatedLocations", [])
+    assert isinstance(rel, list)
+    ids = [r["id"] for r in rel]
+    assert ids == list(range(1, len(rel) + 1)), ids
+    text = result["message"]["text"]  # type: ignore[index]
+    for r in rel:
+        assert r["physicalLocation"]["region"]["startLine"] >= 1
+        assert r["message"]["text"]
+        if r["id"] <= 10:
+            assert f"]({r['id']})" in text, (r["id"], text)
+    return rel
+
+
+def every_location(result: dict[str, object]) -> list[tuple[str, dict[str, int], object]]:
+    """The primary and every related location of a result: (path, region, archive member)."""
+    out = []
+    path, region = location(result)
+    out.append((path, region, result["properties"].get("archiveMember")))  # type: ignore[attr-defined]
+    for r in related(result):
+        loc = r["physicalLocation"]
+        art = loc["artifactLocation"]  # type: ignore[index]
+        assert art["uriBaseId"] == "%SRCROOT%"
+        member = r.get("properties", {}).get("archiveMember")  # type: ignore[attr-defined]
+        out.append((uri_path(art["uri"]), loc["region"], member))  # type: ignore[index]
+    return out
+
+
 def unescape_command(line: str) -> tuple[str, dict[str, str], str]:
     """Parse a workflow command as the runner does: ``::kind k=v,k=v::data``."""
     assert line.startswith("::"), line

@@ -493,8 +493,8 @@ def test_sqlite_cells_read_only_and_deleted_rows(
     res = run_cli("scan", "data", "-f", "json", "--show-secrets", cwd=tmp_path)
     rows = found(res)
     assert [r for r in rows if "free@" not in str(r[0])] == [
-        ("app.db!cache/v", 1, 3, None),  # the blob, after its two binary bytes
-        ("app.db!settings/value", 2, 1, None),  # rowid 2
+        ("data/app.db!cache/v", 1, 3, None),  # the blob, after its two binary bytes
+        ("data/app.db!settings/value", 2, 1, None),  # rowid 2
     ]
     assert len(rows) == 3  # the deleted row, from the free space of its page
     assert keys_of(res) == sorted([gone, live, gone])  # the cache blob holds the last row's

@@ -141,6 +141,7 @@ def _engine_in_subprocess(code: str, env: dict[str, str]) -> subprocess.Complete
 
 
 def test_engine_choice(env: dict[str, str]) -> None:
+    env.pop("KASCAN_ENGINE", None)  # the choice a user gets (the suite forces one)
     show = "from kascan import engine; print(engine.engine_name())"
     assert _engine_in_subprocess(show, env).stdout.strip() == "hyperscan"
     forced = _engine_in_subprocess(show, {**env, "KASCAN_ENGINE": "python"})
@@ -155,6 +156,7 @@ def test_engine_choice(env: dict[str, str]) -> None:
 def test_cli_without_hyperscan_is_one_line_exit_2(
     run_cli: Run, tmp_path: Path, env: dict[str, str]
 ) -> None:
+    env.pop("KASCAN_ENGINE", None)  # the choice a user gets (the suite forces one)
     (tmp_path / "a.txt").write_text("nothing\n")
     blocker = tmp_path / "block"
     blocker.mkdir()

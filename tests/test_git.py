@@ -518,7 +518,7 @@ def test_progress_only_on_a_terminal(
             os.close(slave)
         os.close(master)
     assert proc.returncode == 0
-    assert b"30/30 objects (100%)" in tty
+    assert b"31/31 objects (100%)" in tty  # 30 blobs and a commit (its message is read too)
     quiet = run_cli("git", "--quiet", cwd=git_repo.path)
     assert quiet.stderr == ""
 

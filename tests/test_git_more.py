@@ -175,30 +175,47 @@ def test_verify_and_exit_status_apply_to_messages(
     assert only_old.returncode == 0
 
 
-def test_sarif_names_a_logical_location(run_cli: Run, git_repo: GitRepo, key: str) -> None:
+def test_sarif_names_a_logical_location(
+    run_cli: Run, git_repo: GitRepo, keys: Callable[[int], list[str]]
+) -> None:
+    key, other = keys(2)
     git_repo.commit("base", {"a.txt": f"k={key}\n"})
-    c2 = git_repo.commit(f"also here: {key}", {"b.txt": "b\n"})
+    c2 = git_repo.commit(f"also here: {key} and {other}", {"b.txt": "b\n"})
     result = run_cli("git", str(git_repo.path), "-f", "sarif")
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     assert_valid_sarif(doc)
     by_kind: dict[str, dict[str, object]] = {}
-    for res in results(doc):
+    for res in results(doc):  # one result per key
         loc = only_location(res)
-        by_kind["logical" if "logicalLocations" in loc else "file"] = loc
-        if "logicalLocations" in loc:
-            props = res["properties"]
-            assert isinstance(props, dict)
-            assert (props["gitObjectLine"], props["gitObjectColumn"]) == (1, 12)
-            assert props["commit"] == c2
-    logical = by_kind["logical"]["logicalLocations"]
-    assert logical == [
+        by_kind["logical" if "logicalLocations" in loc else "file"] = res
+    # a key only in a commit message: its location is the message (no file to point at)
+    logical = by_kind["logical"]
+    props = logical["properties"]
+    assert isinstance(props, dict)
+    assert (props["gitObjectLine"], props["gitObjectColumn"]) == (
+        1,
+        len(f"also here: {key} and ") + 1,
+    )
+    assert props["commit"] == c2 and props["locations"] == 1
+    assert only_location(logical)["logicalLocations"] == [
         {"name": "message", "fullyQualifiedName": f"commit {short(c2)} message", "kind": "object"}
     ]
-    assert "physicalLocation" in by_kind["file"]
-    result.assert_no_leak(key)
+    # a key in a file and in a message: the file is the location, the message is named (a related
+    # location needs a file)
+    file = by_kind["file"]
+    assert "physicalLocation" in only_location(file) and "relatedLocations" not in file
+    props = file["properties"]
+    assert isinstance(props, dict)
+    assert props["locations"] == 2
+    assert props["gitObjectLocations"] == [f"commit {short(c2)} message, line 1, column 12"]
+    text = file["message"]["text"]  # type: ignore[index]
+    assert f"2 places: here and commit {short(c2)} message, line 1." in text
+    result.assert_no_leak(key, other)
     gh = run_cli("git", str(git_repo.path), "-f", "github")
-    line = next(x for x in gh.stdout.splitlines() if "commit%20" in x or "message" in x)
+    lines = gh.stdout.splitlines()
+    assert len(lines) == 3  # annotations stay one per location
+    line = next(x for x in lines if "commit%20" in x or "message" in x)
     assert line.startswith("::error title=") and "file=" not in line, line
 
 

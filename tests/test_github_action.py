@@ -101,7 +101,7 @@ def test_github_stdout_with_sarif_and_json_files(run_cli: RunCli, tmp_path: Path
     )
     assert res.returncode == 1, res.stderr
     assert res.stdout.splitlines() == [res.stdout.splitlines()[0]]
-    assert res.stdout.startswith("::error file=app.py,line=1,endLine=1,col=6,endColumn=46,")
+    assert res.stdout.startswith("::error file=src/app.py,line=1,endLine=1,col=6,endColumn=46,")
     assert "1 reported" in res.stderr  # the summary goes to stderr, not into the commands
     doc = json.loads((tmp_path / "k.sarif").read_text())
     assert_valid_sarif(doc)
@@ -404,6 +404,12 @@ def test_path_mode_reports_repository_relative_paths(
     assert note[1]["file"] == "services/api/.env" and note[1]["line"] == "2"
     assert "| services/api/.env | 2 |  | `" in run.summary
     (r,) = results(run.sarif())
+    assert location(r)[0] == "services/api/.env"
+    # an absolute path inside the workspace names the same repository files
+    again = run_action(ws, "workflow_dispatch", {}, mode="path", path=str(ws / "services"))
+    (note,) = again.annotations()
+    assert note[1]["file"] == "services/api/.env"
+    (r,) = results(again.sarif())
     assert location(r)[0] == "services/api/.env"
 
 

@@ -102,7 +102,7 @@ def test_tar_members_plain_and_compressed(
     r = run_cli("scan", "-f", "json", "tree", cwd=tmp_path)
     r.assert_no_leak(key)
     assert r.returncode == 1
-    assert found(r) == [(f"{name}!etc/app.yaml", 3, 10, None)]
+    assert found(r) == [(f"tree/{name}!etc/app.yaml", 3, 10, None)]
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_tar_symlinks_and_hardlinks_are_not_followed(
     (tmp_path / "sub" / "l.tar").write_bytes(buf.getvalue())
     r = run_cli("scan", "-f", "json", "sub", cwd=tmp_path)
     r.assert_no_leak(inside, outside)
-    assert found(r) == [("l.tar!real.txt", 1, 1, None)]
+    assert found(r) == [("sub/l.tar!real.txt", 1, 1, None)]
 
 
 def test_nesting_depth_is_bounded(run_cli: Run, tmp_path: Path, key: str) -> None:

@@ -781,3 +781,49 @@ def test_a_gitignore_line_pathspec_refuses_does_not_end_the_scan(
         warned = warnings_of(r)
         assert len(warned) == 2 and all("not used: not a valid pattern" in w for w in warned)
         r.assert_no_leak(kept, ignored)
+
+
+# corrupt compressed streams: a few bytes of magic and then anything (the zstd reader closed
+# the file it was given, so reading it again as plain bytes failed and the scan ended there)
+_CORRUPT = {
+    "bad.zst": b"\x28\xb5\x2f\xfd" + b"GARBAGE ",
+    "bad.lz4": b"\x04\x22\x4d\x18" + b"GARBAGE ",
+    "bad.zip": b"PK\x03\x04" + b"GARBAGE ",
+    "bad.gz": b"\x1f\x8b\x08\x00" + b"GARBAGE ",
+    "bad.xz": b"\xfd7zXZ\x00" + b"GARBAGE ",
+}
+
+
+@pytest.mark.parametrize("jobs", [["--jobs", "1"], ["--jobs", "2"]])
+def test_corrupt_compressed_files_do_not_end_the_scan(
+    tmp_path: Path, run_cli: Run, keys: Callable[[int], list[str]], jobs: list[str]
+) -> None:
+    ks = keys(len(_CORRUPT) + 1)
+    root = tmp_path / "tree"
+    root.mkdir()
+    for (name, head), k in zip(_CORRUPT.items(), ks):
+        (root / name).write_bytes(head + k.encode() + b"\n")
+    (root / "z-after.txt").write_text(f"KEY={ks[-1]}\n")
+    r = run_cli("scan", "-f", "json", *jobs, root)
+    r.assert_no_leak(*ks)
+    assert r.returncode == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    found = {str(f["path"]) for f in findings_of(r)}
+    # a stream that fails at once is read as the plain bytes it is: every key is found
+    assert {"z-after.txt", "bad.zip", "bad.zst"} <= found, (found, r.stderr)
+
+
+@pytest.mark.parametrize("head", list(_CORRUPT.values()), ids=list(_CORRUPT))
+def test_a_base64_value_of_a_corrupt_container_is_one_finding(
+    tmp_path: Path, run_cli: Run, key: str, head: bytes
+) -> None:
+    """A base64 value that decodes to a broken archive is the key once (``base64``), not once
+    more as the archive read as plain bytes (``base64 → zip``); a broken zstd no longer ends it."""
+    value = base64.b64encode(head + b" " + key.encode() + b" ").decode()
+    (tmp_path / "secret.yaml").write_text(f"data:\n  token: {value}\n")
+    r = run_cli("scan", "-f", "json", tmp_path)
+    r.assert_no_leak(key)
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert [(f["path"], f["line"], f["decoded"]) for f in findings_of(r)] == [
+        ("secret.yaml", 2, "base64")
+    ], r.stderr

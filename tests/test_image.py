@@ -199,6 +199,38 @@ def test_same_findings_from_registry_oci_layout_and_archives(world: World, run_c
     )
 
 
+ZSTD = ("--dest-compress-format", "zstd", "--dest-compress")  # skopeo recompresses every layer
+
+
+def test_zstd_layers_from_a_layout_and_a_registry(
+    world: World, run_cli: Run, tmp_path: Path
+) -> None:
+    """Layers compressed with zstd (``application/vnd.oci.image.layer.v1.tar+zstd``, what
+    ``skopeo``/``buildah``/``docker buildx --compression zstd`` make) read like gzip ones."""
+    src = f"oci:{world.layout}:app-1.0"
+    lay = tmp_path / "zstd-layout"
+    subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--quiet", *ZSTD, src, f"oci:{lay}:app-1.0"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    media = {
+        layer["mediaType"]
+        for blob in (lay / "blobs" / "sha256").iterdir()
+        if blob.stat().st_size < 1 << 16 and blob.read_bytes().startswith(b"{")
+        for layer in json.loads(blob.read_bytes()).get("layers", [])
+    }
+    assert media == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    world.registry.push(src, "team/app-zstd:1.0", extra=ZSTD)
+    for ref in (f"oci:{lay}:app-1.0", f"{world.registry.host}/team/app-zstd:1.0"):
+        r = scan(run_cli, ref)
+        assert r.returncode == 1, (ref, r.stderr)
+        r.assert_no_leak(*world.keys.values())
+        assert summary(r, world.keys) == app_expected(world), ref
+        assert "warning" not in r.stderr, r.stderr
+
+
 def test_shared_layer_scanned_once_per_run(world: World, run_cli: Run) -> None:
     host = world.registry.host
     r = scan(run_cli, f"{host}/team/app:1.0", f"{host}/team/other:1.0")

@@ -32,7 +32,13 @@ import pytest
 
 from tests import matrix_util as mu
 from tests.conftest import PREFIX, ROOT, GitRepo, Result, clean_env, make_key
-from tests.sarif_util import assert_valid_sarif, location, results, unescape_command
+from tests.sarif_util import (
+    assert_valid_sarif,
+    every_location,
+    location,
+    results,
+    unescape_command,
+)
 from tests.test_verify import Api, make_api  # noqa: F401  (make_api: the loopback API fixture)
 
 # --- the cells that fail today, by cause: when a cell XPASSes, take it out of its bug's list ---
@@ -309,6 +315,19 @@ def _baseline(rng: random.Random) -> mu.Layout:
     )
 
 
+PLACEHOLDER = PREFIX + "abcdefghijklmnopqrstuvwxyz123456"  # a sequence: a placeholder
+
+
+def _verbose(rng: random.Random) -> mu.Layout:
+    """A key reported, a placeholder and an inline-allowed key dropped: what -v names."""
+    a, b = _keys(rng, 2)
+    return _app(
+        [("KEY", a), ("DOC_KEY", PLACEHOLDER), ("TEST_KEY", b + "  # kascan:allow fixture")],
+        [(1, a, "unchecked", None), (2, PLACEHOLDER, "unchecked", "placeholder"),
+         (3, b, "unchecked", "inline-allow")],
+    )  # fmt: skip
+
+
 def _commit_message(rng: random.Random) -> mu.Layout:
     """Issue 18: a revoked key in the message of the commit that adds a file with another key
     (line 3 of the message, after the subject and a blank line)."""
@@ -322,6 +341,15 @@ def _commit_message(rng: random.Random) -> mu.Layout:
             mu.Expect(APP, APP, 1, 5, b),
         ),
         (f"configure the service\n\n{head}{a} is revoked\n",),
+    )
+
+
+def _same_key(rng: random.Random) -> mu.Layout:
+    """Issue 17: one key on two lines, another once; SARIF has one result per key."""
+    a, b = _keys(rng, 2)
+    return _app(
+        [("API_KEY", a), ("OTHER_KEY", b), ("API_KEY_AGAIN", a)],
+        [(1, a, "unchecked", None), (2, b, "unchecked", None), (3, a, "unchecked", None)],
     )
 
 
@@ -359,6 +387,8 @@ LAYOUTS: dict[str, Builder] = {
     "inline_allow": _inline_allow,
     "baseline": _baseline,
     "commit_message": _commit_message,
+    "same_key": _same_key,
+    "verbose": _verbose,
 }
 
 
@@ -388,6 +418,8 @@ class Cap:
     fail_on: str = "any"
     rules: Callable[[mu.Built], str] | None = None  # a --rules file (gitleaks format)
     baseline: bool = False
+    grouped: bool = False  # SARIF: one result per key, its other places related locations
+    verbose: bool = False  # -v: the findings are the same, each drop is a line on stderr
 
     @property
     def is_format(self) -> bool:
@@ -448,6 +480,8 @@ CAPS: dict[str, Cap] = {
         Cap("inline_allow", "inline_allow"),
         Cap("baseline", "baseline", baseline=True),
         Cap("commit_message", "commit_message"),
+        Cap("sarif_one_result_per_key", "same_key", "sarif", to_file=True, grouped=True),
+        Cap("verbose", "verbose", verbose=True),
         *_format_caps(),
     ]
 }
@@ -569,9 +603,10 @@ class Opts:
     api_url: str | None = None  # --verify against this API
     fail_on: str = "any"
     baseline: Path | None = None
+    verbose: bool = False
 
     def args(self, *, baseline: bool = True) -> list[str]:
-        out: list[str] = []
+        out: list[str] = ["-v"] if self.verbose else []
         if self.rules is not None:
             out += ["--rules", str(self.rules)]
         if self.api_url is not None:
@@ -729,6 +764,8 @@ def _action(m: Matrix, ask: Ask, event: str) -> Outcome:
     args: list[str] = []
     if ask.opts.rules is not None:
         args += ["--rules", str(ask.opts.rules)]
+    if ask.opts.verbose:
+        args.append("-v")
     report = ask.cell / "report.txt"
     if ask.to_file:
         args += ["-o", f"{ask.fmt}:{report}"]
@@ -897,8 +934,10 @@ def test_cell(
         api_url=api.url if api is not None else None,
         fail_on=cap.fail_on,
         baseline=matrix.baseline() if cap.baseline else None,
+        verbose=cap.verbose,
     )
-    ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not cap.is_format)
+    report = cap.is_format or cap.grouped
+    ask = Ask(cap.layout, opts, cap.fmt, cap.to_file, tmp_path, findings=not report)
     out = source.run(matrix, ask)
     out.result.assert_no_leak(*lay.keys)
     for k in lay.keys:  # nor in a report file (none of these runs asks for --show-secrets)
@@ -909,10 +948,14 @@ def test_cell(
     refused = NOT_APPLICABLE.get((source_name, cap_name))
     if refused is not None:
         check_refused(out, refused)
+    elif cap.grouped:
+        check_grouped(matrix, source, cap, out)
     elif cap.is_format:
         check_format(matrix, source, cap, out)
     else:
         check_findings(matrix, source, cap, out, api)
+    if cap.verbose:
+        check_verbose(matrix, source_name, source, cap, out)
 
 
 def check_refused(out: Outcome, pattern: str) -> None:
@@ -950,6 +993,65 @@ def check_findings(m: Matrix, source: Source, cap: Cap, out: Outcome, api: Api |
             assert api.count(k) == 1, f"{api.count(k)} requests for one key, want 1"
 
 
+def check_grouped(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
+    """SARIF: one result per key (in each repository), at its first place in report order, each
+    other place a related location; as many places as the JSON report has findings."""
+    r = out.result
+    assert r.returncode == 1, r.output
+    doc = json.loads(out.report)
+    assert_valid_sarif(doc)
+    rows, _ = expected(m, source, cap.layout, out.repo)
+    base = "" if out.repo is None else f"{_repo_dir(out.repo)}/"
+    expect = m.layout(cap.layout).expect
+    want: dict[str, list[tuple[str, int, int]]] = {}
+    for _rule, _repo, path, line, col, *_ in rows:
+        key = next(e.key for e in expect if (e.line, e.column) == (line, col))
+        want.setdefault(redacted(key), []).append((base + path, line, col))
+    got = {}
+    for res in results(doc):
+        props = res["properties"]
+        assert isinstance(props, dict)
+        places = [(p, reg["startLine"], reg["startColumn"]) for p, reg, _ in every_location(res)]
+        assert props["locations"] == len(places)
+        if len(places) > 1:
+            assert f"The same key is in {len(places)} places" in str(res["message"])
+        got[props["secret"]] = places
+    assert got == want
+
+
+def _repo_dir(repo: str) -> str:
+    """Where a repository's files are in a SARIF report over several: its path, without ``/``."""
+    from urllib.parse import unquote, urlsplit
+
+    return (unquote(urlsplit(repo).path) if "://" in repo else repo).lstrip("/")
+
+
+def check_verbose(m: Matrix, source_name: str, source: Source, cap: Cap, out: Outcome) -> None:
+    """The findings and drops of a -v run are the ones every cell expects (checked above); each
+    drop is also one line on stderr, naming where and why, the key only redacted (a merge's
+    drops happen in its shards, whose stderr is theirs)."""
+    lines = [ln for ln in out.result.stderr.splitlines() if ln.startswith("kascan: dropped ")]
+    if source_name == "merge":
+        assert not lines, lines
+        return
+    lay = m.layout(cap.layout)
+    shas = m.repo(cap.layout).shas if source.commits else None
+    words = {"placeholder": "a placeholder", "inline-allow": "a kascan:allow comment"}
+    want = []
+    for e in lay.expect:
+        if e.drop is None or (source.main_only and e.file != lay.main):
+            continue
+        repo = f"{out.repo}:" if out.repo else ""
+        commit = f" (commit {shas[lay.commit_index(e.file)][:12]})" if shas is not None else ""
+        want.append(
+            f"kascan: dropped a candidate in {repo}{e.path}:{e.line}:{e.column}{commit} "
+            f"({redacted(e.key)}): {words[e.drop]}"
+        )
+    assert len(lines) == len(want), out.result.stderr
+    for line, head in zip(sorted(lines), sorted(want)):
+        assert line.startswith(head), (line, head)
+
+
 def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
     r = out.result
     ((rule, repo, path, line, col, _dec, commit, _status),), _ = expected(
@@ -985,10 +1087,13 @@ def check_format(m: Matrix, source: Source, cap: Cap, out: Outcome) -> None:
     elif cap.fmt == "sarif":
         doc = json.loads(text)
         assert_valid_sarif(doc)
-        (res,) = results(doc)
+        (res,) = results(doc)  # one run, one key: one result (its other places related)
         uri, region = location(res)
-        assert (uri, region["startLine"], region["startColumn"]) == (path, line, col)
+        # over several repositories (a sweep, a merge) a file is under its repository's directory
+        want = path if repo is None else f"{_repo_dir(repo)}/{path}"
+        assert (uri, region["startLine"], region["startColumn"]) == (want, line, col)
         assert res["ruleId"] == rule
+        assert repo is None or res["properties"]["repo"] == repo  # type: ignore[index]
         message = res["message"]
         assert isinstance(message, dict)
         msg = str(message["text"])

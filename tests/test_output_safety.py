@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PREFIX, GitRepo, make_key, write_files
-from tests.sarif_util import assert_valid_sarif, results, unescape_command
+from tests.conftest import PREFIX, GitRepo, from_inside, make_key, write_files
+from tests.sarif_util import assert_valid_sarif, every_location, results, unescape_command
 
 FORMATS = ("text", "json", "sarif", "github", "keys")
 
@@ -73,6 +73,7 @@ def kascan(env: dict[str, str]) -> Kascan:
     ) -> Raw:
         e = {k: v for k, v in env.items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
         e.update(extra_env or {})
+        args, cwd = from_inside(args, cwd)
         proc = subprocess.run(
             [sys.executable, "-m", "kascan", *map(os.fsdecode, args)],
             cwd=cwd,
@@ -189,10 +190,12 @@ def test_non_utf8_names_are_written_losslessly_in_every_format(
         assert "path_bytes" not in json.dumps(doc["summary"])
     sarif = json.loads(files["sarif"])
     assert_valid_sarif(sarif)
-    found_sarif: list[Any] = results(sarif)
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in found_sarif}
+    found: list[Any] = results(sarif)
+    (found_sarif,) = found  # one key: one result, the other file a related location
+    places = [found_sarif["locations"][0], *found_sarif["relatedLocations"]]
+    uris = {p["physicalLocation"]["artifactLocation"]["uri"] for p in places}
     assert uris == {"caf%FF.env", "pack.tar"}
-    members = {r["properties"].get("archiveMember") for r in found_sarif}
+    members = {m for _, _, m in every_location(found_sarif)}
     assert members == {None, "m\\xfe\\xe9.cfg"}
     for line in files["github"].decode().splitlines():
         kind, props, _ = unescape_command(line)

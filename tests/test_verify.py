@@ -559,7 +559,9 @@ def test_concurrency_is_bounded_and_used(
     assert [f.secret.value for f in out] == ks  # order kept
     assert all(f.verification.status == "live" for f in out)
     assert api.max_inflight == 4
-    assert elapsed < 24 * 0.1 / 2  # concurrent, not one by one
+    # concurrent, not one by one: one by one can never take less than 24 delays (the bound is
+    # the serial floor, not a speed target, so a loaded machine does not fail it)
+    assert elapsed < 24 * 0.1
 
 
 def test_retry_after_is_capped(make_api: Callable[..., Api], key: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -171,12 +170,14 @@ def git(
         if files and len(args) > 1:
             raise click.UsageError("file names go with one repository only")
     args = args or ["."]
+    from kascan.pipeline import progress_wanted
+
     mode = Mode(
         staged,
         files,
         rev_range,
         pre_push,
-        sys.stderr.isatty() and not opts.report.quiet,
+        not patch_mode and progress_wanted(opts),  # a history read: a progress line on a terminal
         messages=messages,
         reflogs=reflogs,
         submodules=submodules,

@@ -20,8 +20,13 @@ def finding_identity(f: Finding) -> tuple[object, ...]:
     return (*f.sort_key(), f.fingerprint, f.decoded)
 
 
-def merge_findings(groups: Sequence[Sequence[Finding]], stats: ScanStats) -> list[Finding]:
-    """De-duplicate across reports; prefer the copy that carries the full key, if any does."""
+def merge_findings(
+    groups: Sequence[Sequence[Finding]],
+    stats: ScanStats,
+    note: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """De-duplicate across reports; prefer the copy that carries the full key, if any does;
+    ``note`` (``-v``) hears of each duplicate."""
     kept: dict[tuple[object, ...], Finding] = {}
     for group in groups:
         for f in group:
@@ -31,6 +36,10 @@ def merge_findings(groups: Sequence[Sequence[Finding]], stats: ScanStats) -> lis
                 kept[ident] = f
                 continue
             stats.dropped["duplicate"] += 1
+            if note is not None:
+                from kascan.stats import dropped
+
+                note(dropped(f, "a duplicate: the same finding is in an earlier report"))
             if f.secret.known and not prior.secret.known:
                 kept[ident] = f
     return sorted(kept.values(), key=Finding.sort_key)
@@ -100,7 +109,8 @@ def merge(reports: tuple[Path, ...], opts: RunOptions) -> int:
     loaded = unique
     for rep in loaded:
         stats.merge(rep.stats)
-    findings = merge_findings([r.findings for r in loaded], stats)
+    note = reporter.warn if opts.report.verbose else None
+    findings = merge_findings([r.findings for r in loaded], stats, note)
     repos: list[RepoSummary] = []
 
     def notes() -> list[str]:

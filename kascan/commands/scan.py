@@ -9,9 +9,9 @@ import click
 from kascan.options import GroupedCommand, RunOptions, run_options
 
 
-def _display_prefix(arg: str, many: bool) -> str:
-    if not many:
-        return ""
+def _display_prefix(arg: str) -> str:
+    """What a tree's paths start with: the argument as given (``proj/``), so a path can be
+    opened from where kascan was run, whether one root was named or many (as ripgrep does)."""
     norm = Path(arg).as_posix()
     if norm in (".", ""):
         return ""
@@ -60,7 +60,6 @@ def scan(
     from kascan.stats import ScanStats
 
     roots = resolve_roots(paths or (".",))
-    many = len(roots) > 1
     stats = ScanStats()
     early: list[str] = []
     sources: list[Source] = []
@@ -78,7 +77,7 @@ def scan(
             excludes = opts.scan.excludes if no_ignore else (*cfg.exclude, *opts.scan.excludes)
             src = TreeWalk(
                 path,
-                _display_prefix(arg, many),
+                _display_prefix(arg),
                 excludes,
                 stats,
                 no_ignore=no_ignore,

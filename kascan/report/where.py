@@ -2,16 +2,19 @@
 
 An archive member (``app.apk!assets/config.json``) is reported at the archive, since that is the
 file in the repository; the member goes into the message. ``--path-prefix`` makes the paths of a
-scanned subdirectory relative to the repository root.
+scanned subdirectory relative to the repository root; a path outside the working directory
+(absolute, or ``../…``) is not repository-relative and is kept as it is.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from kascan.model import Finding
 from kascan.report import ReportContext
+from kascan.urls import canonical_repo
 
 LIVE = frozenset({"live", "live-limited"})
 
@@ -54,17 +57,30 @@ def split_archive(path: str) -> tuple[str, str | None]:
     return path, None
 
 
+_DRIVE = re.compile(r"[A-Za-z]:[/\\]")
+
+
+def outside(path: str) -> bool:
+    """Whether ``path`` names a file outside the working directory: absolute (``/x``, ``C:/x``,
+    ``//host/x``) or climbing out of it (``..``, ``../x``). Such a path cannot be made
+    repository-relative by a prefix."""
+    p = path.replace("\\", "/")
+    return p.startswith("/") or p == ".." or p.startswith("../") or bool(_DRIVE.match(p))
+
+
 def where(f: Finding, ctx: ReportContext) -> Where:
     if in_git_object(f):
         return Where(f.path, None, logical=True)
     outer, member = split_archive(f.path)
+    if outer.startswith("./"):
+        outer = outer[2:]
+    if outside(outer):
+        return Where(outer, member)
     prefix = ctx.path_prefix.replace("\\", "/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     if prefix.startswith("./"):
         prefix = prefix[2:]
-    if outer.startswith("./"):
-        outer = outer[2:]
     return Where(prefix + outer, member)
 
 
@@ -93,8 +109,24 @@ def status_text(f: Finding) -> str:
     return text
 
 
-def message(f: Finding, w: Where) -> str:
-    """One paragraph naming the redacted key, where inside an archive, the commit and the status."""
+def repo_dir(label: str) -> str:
+    """The directory a repository's files are under in a report over many repositories: its
+    canonical name (``github.com/acme/billing``; a local path normalised, without a leading
+    ``/`` or ``../``), so that the same repository has the same directory however it was named
+    and in whichever shard it was swept."""
+    name = canonical_repo(label)
+    if name.startswith("file:"):
+        name = name[5:].replace("\\", "/")
+        while name.startswith(("/", "../")):
+            name = name[3:] if name.startswith("../") else name[1:]
+        if name in ("", ".", ".."):
+            name = os.path.basename(os.path.abspath(label)) or "repository"
+    return name
+
+
+def headline(f: Finding, w: Where) -> str:
+    """The first sentence: the redacted key, where inside an archive or git object, the
+    decoding, the commit and the repository."""
     parts = [f"Kubeadapt API key {f.secret.redacted} leaked"]
     if w.logical:
         parts.append(f"in {w.file}, line {f.line}, column {f.column}")
@@ -106,7 +138,12 @@ def message(f: Finding, w: Where) -> str:
         parts.append(f"in {commit_text(f)}")
     if f.repo:
         parts.append(f"in repository {f.repo}")
-    text = " ".join(parts) + "."
+    return " ".join(parts) + "."
+
+
+def advice(f: Finding) -> str:
+    """What follows the headline: the verification status and what to do."""
+    text = ""
     status = status_text(f)
     if status:
         text += f" Verification: {status}."
@@ -118,3 +155,8 @@ def message(f: Finding, w: Where) -> str:
             "update what uses it, and remove it from history."
         )
     return text
+
+
+def message(f: Finding, w: Where) -> str:
+    """One paragraph naming the redacted key, where inside an archive, the commit and the status."""
+    return headline(f, w) + advice(f)

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from kascan.model import Chunk, scrub
 from kascan.sources.stream import WINDOW, iter_stream
-from kascan.stats import LimitWarning, human_bytes
+from kascan.stats import LimitWarning, Skipped, human_bytes, not_opened, skipped
 
 if TYPE_CHECKING:
     import bz2
@@ -50,6 +50,8 @@ class Limits:
     max_members: int = 100_000  # members per top-level file, nesting included
     max_in_memory: int = 64 << 20  # a zip that is not a seekable file (nested, stdin) is buffered
     max_tar_header: int = 1 << 20  # bytes of one pax or GNU long-name header, checked before read
+    # -v: each member not opened (a link, encrypted, past a limit) is also a Skipped line
+    verbose: bool = False
 
 
 DEFAULT_LIMITS = Limits()
@@ -297,6 +299,9 @@ def content_chunks(
                 f"{path}: {kind} nested more than {limits.max_depth} deep: not opened (limit)",
             )
         )
+        if limits.verbose:
+            why = f"{kind} nested more than {limits.max_depth} deep (archive-depth limit)"
+            warn(not_opened(path, why + "; scanned as plain bytes"))
         kind = None
     if kind is None:
         read = Reader(fh.read, head).read
@@ -348,6 +353,9 @@ def _container(
                     f"{human_bytes(limits.max_in_memory)} (limit): not opened",
                 )
             )
+            if limits.verbose:
+                why = f"over {human_bytes(limits.max_in_memory)} (zip-in-memory limit)"
+                warn(skipped(path, f"a {what} not in a seekable file and {why}"))
             return
         import io
 
@@ -369,13 +377,24 @@ def _container(
             yield chunk
     except _TarLimit as exc:
         warn(LimitWarning(exc.limit, f"cannot read {what} {path}: {exc}; the rest is not scanned"))
+        if limits.verbose:
+            warn(Skipped(f"skipped the rest of {path}: {exc} ({exc.limit} limit)"))
     except Exception as exc:  # hostile input: any reader error is a warning
         if opened or not seekable:
             warn(f"cannot read {what} {path}: {reason(exc)}; the rest is not scanned")
+            if limits.verbose:
+                warn(Skipped(f"skipped the rest of {path}: cannot read the {what} ({reason(exc)})"))
             return
         warn(f"cannot open {what} {path}: {reason(exc)}; scanned as plain bytes")
+        if limits.verbose:
+            why = f"cannot open it as a {what} ({reason(exc)}); scanned as plain bytes"
+            warn(not_opened(path, why))
         raw = cast("IO[bytes]", fh)
-        raw.seek(0)
+        try:
+            raw.seek(0)
+        except (OSError, ValueError) as again:  # a reader that closed what it was given
+            warn(f"cannot read {what} {path} again: {reason(again)}; it is not scanned")
+            return
         yield from iter_stream(raw.read, path)
 
 
@@ -411,6 +430,8 @@ def member_chunks(
                     "in this file (limit; zip bomb?); the rest is not scanned",
                 )
             )
+            if limits.verbose:
+                warn(over_bytes(path, limits.max_archive_bytes, "archive-bytes"))
         else:
             warn(
                 LimitWarning(
@@ -419,6 +440,22 @@ def member_chunks(
                     "decompressed (limit); the rest is not scanned",
                 )
             )
+            if limits.verbose:
+                warn(over_bytes(path, limits.max_member_bytes, "member-bytes"))
+
+
+def over_bytes(path: str, cap: int, limit: str) -> Skipped:
+    """``skipped the rest of PATH: over N decompressed (LIMIT limit)`` (a -v line)."""
+    return Skipped(
+        f"skipped the rest of {path}: over {human_bytes(cap)} decompressed ({limit} limit)"
+    )
+
+
+def rest_skipped(path: str, limits: Limits) -> Skipped:
+    """The -v line of an archive whose members past the member limit are not read."""
+    return Skipped(
+        f"skipped the rest of {path}: over {limits.max_members} members (archive-members limit)"
+    )
 
 
 def _compressed(
@@ -475,17 +512,25 @@ def zip_members(
             if raw_name.endswith("/"):  # a directory (is_dir() fails on an empty name)
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):  # never followed
+                if limits.verbose:
+                    warn(skipped(f"{path}!{clean_name(raw_name) or '?'}", LINK_MEMBER))
                 continue
             if budget.members_left <= 0:
                 warn(members_warning(path, limits))
+                if limits.verbose:
+                    warn(rest_skipped(path, limits))
                 break
             if budget.exhausted:
+                if limits.verbose:
+                    warn(over_bytes(path, limits.max_archive_bytes, "archive-bytes"))
                 break
             budget.members_left -= 1
+            name = f"{path}!{clean_name(raw_name) or '?'}"
             if info.flag_bits & 0x1:
                 encrypted += 1
+                if limits.verbose:
+                    warn(skipped(name, "encrypted (no password is tried)"))
                 continue
-            name = f"{path}!{clean_name(raw_name) or '?'}"
             try:
                 if is_document_xml(raw_name) and info.file_size <= limits.max_in_memory:
                     from kascan.sources.containers.office import document_chunks
@@ -497,6 +542,8 @@ def zip_members(
                     yield from member_chunks(name, member, depth, limits, budget, warn)
             except Exception as exc:  # one bad member never ends the archive
                 warn(f"cannot read {name}: {reason(exc)}")
+                if limits.verbose:
+                    warn(skipped(name, f"cannot read it ({reason(exc)})"))
         if encrypted:
             warn(f"{path}: {encrypted} encrypted member(s) not scanned")
 
@@ -506,6 +553,24 @@ _DOCUMENT_XML = (
     "xl/sharedStrings.xml", "content.xml", "styles.xml",
 )  # fmt: skip
 _DOCUMENT_DIRS = ("word/header", "word/footer", "ppt/slides/slide", "ppt/notesSlides/notesSlide")
+
+
+LINK_MEMBER = "a symbolic link in the archive (never followed)"
+
+
+def _link_kind(member: tarfile.TarInfo) -> str | None:
+    """What a tar member that is not a regular file is, for -v (None: a directory, silent)."""
+    if member.isdir():
+        return None
+    if member.issym():
+        return LINK_MEMBER
+    if member.islnk():
+        return "a hard link in the archive (never followed)"
+    if member.ischr() or member.isblk():
+        return "a device in the archive (never read)"
+    if member.isfifo():
+        return "a FIFO in the archive (never read)"
+    return "not a regular file in the archive (never read)"
 
 
 def is_document_xml(name: str) -> bool:
@@ -572,11 +637,18 @@ def _tar_members(
         for member in tf:
             if budget.members_left <= 0:  # every entry counts: tarfile keeps each one in a list
                 warn(members_warning(path, limits))
+                if limits.verbose:
+                    warn(rest_skipped(path, limits))
                 break
             budget.members_left -= 1
             if not member.isreg():  # symlinks, hard links, devices: never followed
+                kind = _link_kind(member) if limits.verbose else None
+                if kind is not None:
+                    warn(skipped(f"{path}!{clean_name(member.name) or '?'}", kind))
                 continue
             if budget.exhausted:
+                if limits.verbose:
+                    warn(over_bytes(path, limits.max_archive_bytes, "archive-bytes"))
                 break
             name = f"{path}!{clean_name(member.name) or '?'}"
             try:
@@ -589,6 +661,9 @@ def _tar_members(
                     f"cannot read tar archive {path}: {reason(exc)} (in {name}); "
                     "the rest is not scanned"
                 )
+                if limits.verbose:
+                    why = f"cannot read the tar archive ({reason(exc)}, in {name})"
+                    warn(Skipped(f"skipped the rest of {path}: {why}"))
                 return
 
 
@@ -720,7 +795,29 @@ def open_archives(chunks: Iterable[Chunk], limits: Limits, warn: Warn) -> Iterat
     archive layer for sources that yield whole objects, such as git history."""
     for chunk in chunks:
         if chunk.whole and sniff(chunk.data[:512]) is not None:
-            for member in expand(chunk.path, chunk.data, limits, warn):
+            said = warn
+            if limits.verbose and not chunk.path and chunk.origin:  # a blob read in pack order
+                said = _naming(warn, f"blob {chunk.origin[:12]}")
+            for member in expand(chunk.path, chunk.data, limits, said):
                 yield replace(member, commit=chunk.commit, repo=chunk.repo, origin=chunk.origin)
         else:
             yield chunk
+
+
+_VERBS = ("skipped the rest of ", "not opened ", "skipped ")
+
+
+def _naming(warn: Warn, label: str) -> Warn:
+    """``warn``, with -v lines about a nameless object (a blob read before its path is known)
+    naming it ``label``; warnings go on as they are (they are counted by their text)."""
+
+    def said(message: str) -> None:
+        if isinstance(message, Skipped):
+            for verb in _VERBS:
+                rest = message[len(verb) :]
+                if message.startswith(verb) and rest[:1] in ("!", ":"):
+                    message = Skipped(verb + label + rest)
+                    break
+        warn(message)
+
+    return said

@@ -36,7 +36,15 @@ class Run:
     warn: Warn
     decoders: Decoders
     limits: Limits | None
-    tick: Callable[[], None] | None = None  # called as work is done (a progress line)
+    # a progress line: (files of this walk read, its files once the walk has ended, else None)
+    tick: Callable[[int, int | None], None] | None = None
+    verbose: bool = False  # -v: each skip and drop is also a Skipped line, sent through warn
+
+    @property
+    def note(self) -> Warn | None:
+        """Where ``-v`` lines go (``warn``: they travel with the warnings), None without -v:
+        the stages that count skips take this, so that without -v they build no line at all."""
+        return self.warn if self.verbose else None
 
     @property
     def quiet(self) -> bool:
@@ -71,5 +79,7 @@ class Source:
 class TreeSource(Source):
     """A walk: the pipeline reads, unwraps and matches each file it yields (on every core)."""
 
-    def walk(self, warn: Warn) -> Iterator[FileRef]:  # pragma: no cover
+    def walk(self, warn: Warn, verbose: bool = False) -> Iterator[FileRef]:  # pragma: no cover
+        """The files to scan; with ``verbose``, each entry not walked is a ``Skipped`` line
+        through ``warn``."""
         raise NotImplementedError

@@ -45,8 +45,8 @@ _CONTEXT = 1024  # base64 characters decoded on each side of a hit (a multiple o
 # "k\0a\0…_": both byte orders contain it
 UTF16_PREFIX = bytes(b for c in PREFIX for b in (c, 0))[:-1]
 UTF32_PREFIX = bytes(b for c in PREFIX for b in (c, 0, 0, 0))[:-3]
-_B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]*")
-_PAD_RUN = re.compile(rb"=*")
+_B64_RUN = rb"[A-Za-z0-9+/_-]*"  # patterns compiled on first use (re caches them): not at start-up
+_PAD_RUN = rb"=*"
 _U16_CONTEXT = 512  # characters decoded on each side of a UTF-16 hit
 # Decoded hits per chunk that hold no key-shaped text after the prefix (a flood of encoded
 # prefixes): past this many, the rest of the chunk is not decoded, with a warning. A hit that
@@ -115,12 +115,12 @@ def _run_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
     """Extend [start, end) over base64 characters, at most _CONTEXT on each side (scanned by the
     regex engine, not a Python loop: this runs for every hit)."""
     lo_limit = max(start - _CONTEXT, 0)
-    back = _B64_RUN.match(data[lo_limit:start][::-1])
+    back = re.compile(_B64_RUN).match(data[lo_limit:start][::-1])
     i = start - (back.end() if back else 0)
     hi_limit = min(end + _CONTEXT, len(data))
-    fwd = _B64_RUN.match(data, end, hi_limit)
+    fwd = re.compile(_B64_RUN).match(data, end, hi_limit)
     j = fwd.end() if fwd else end
-    pad = _PAD_RUN.match(data, j, min(j + _CONTEXT + 2, len(data)))  # '=' padding
+    pad = re.compile(_PAD_RUN).match(data, j, min(j + _CONTEXT + 2, len(data)))  # '=' padding
     return i, pad.end() if pad else j
 
 
@@ -429,10 +429,10 @@ def _line_at(data: bytes, ls: int) -> tuple[int, int, int]:
 
 
 def _all_b64(data: bytes, a: int, b: int, pad: bool = False) -> bool:
-    m = _B64_RUN.match(data, a, b)
+    m = re.compile(_B64_RUN).match(data, a, b)
     end = m.end() if m else a
     if pad:
-        p = _PAD_RUN.match(data, end, b)
+        p = re.compile(_PAD_RUN).match(data, end, b)
         end = p.end() if p else end
     return end == b
 
@@ -446,10 +446,9 @@ def _all_b64(data: bytes, a: int, b: int, pad: bool = False) -> bool:
 # opened by the archive layer, with one depth limit for every layer.
 
 
-_ESCAPE = re.compile(
+_ESCAPE = (  # compiled on first use (~2 ms: not at start-up)
     rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{1,3}|.)"
-    rb"|&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10});",
-    re.DOTALL,
+    rb"|&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10});"
 )
 _ONE_LETTER = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
@@ -476,7 +475,7 @@ def _unescape_one(m: re.Match[bytes]) -> bytes:
 
 
 def _unescape(data: bytes) -> bytes:
-    return _ESCAPE.sub(_unescape_one, data)
+    return re.compile(_ESCAPE, re.DOTALL).sub(_unescape_one, data)
 
 
 def _unquote(data: bytes, passes: int) -> bytes:
@@ -559,7 +558,7 @@ def _b64_value(data: bytes, s: int, cap: int) -> tuple[bytes | None, int]:
     j = s
     n = len(data)
     while True:
-        m = _B64_RUN.match(data, j, min(j + cap + 1, n))
+        m = re.compile(_B64_RUN).match(data, j, min(j + cap + 1, n))
         e = m.end() if m else j
         parts.append(data[j:e])
         total += e - j
@@ -624,6 +623,10 @@ def _container_chunks(
     if chunk.decoded:
         label = chunk.decoded + LAYER + label
     for member in expand(chunk.path, raw, limits, warn, depth=len(layers)):
+        if member.path == chunk.path and member.decoded is None:
+            # not an archive after all (a broken one, read as plain bytes): the base64 decoder
+            # reads these bytes anyway, so a key in them is found once, not twice
+            continue
         inner = [member.decoded] if member.decoded and member.decoded != kind else []
         yield replace(
             member,

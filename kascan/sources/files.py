@@ -13,7 +13,7 @@ from kascan.model import Chunk
 from kascan.sources.archives import iter_content, opens
 from kascan.sources.base import FileRef, Run, Source, TreeSource
 from kascan.sources.stream import WINDOW
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, Skipped, skipped
 
 if TYPE_CHECKING:
     from kascan.ignore import Ignorer
@@ -33,8 +33,12 @@ def iter_tree(
     stats: ScanStats,
     warn: Warn,
     follow_symlinks: bool = False,
+    note: Warn | None = None,
 ) -> Iterator[FileRef]:
-    """Regular files under ``root`` in a stable (sorted) order; ``.git`` is never entered."""
+    """Regular files under ``root`` in a stable (sorted) order; ``.git`` is never entered.
+
+    ``note`` (``-v``) hears of each entry not walked, and why: one line for an ignored
+    directory, none for what is inside it."""
     seen: set[tuple[int, int]] = set()
     if follow_symlinks:
         st = root.stat()
@@ -51,6 +55,8 @@ def iter_tree(
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read directory {prefix + rel or '.'}: {exc.strerror or exc}")
+            if note is not None:
+                note(skipped(prefix + rel or "./", f"cannot read the directory: {_why(exc)}"))
             return
         pushed = False
         if ignorer is not None and any(e.name == ".gitignore" for e in entries):
@@ -70,28 +76,42 @@ def iter_tree(
                     is_link = entry.is_symlink()
                     if is_link and not follow_symlinks:
                         stats.skipped["symlink"] += 1
+                        if note is not None:
+                            note(skipped(prefix + rel_path, _LINK))
                         continue
                     is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
                     is_file = not is_dir and entry.is_file(follow_symlinks=follow_symlinks)
-                except OSError:
+                except OSError as exc:
                     stats.unreadable += 1
+                    if note is not None:
+                        note(skipped(prefix + rel_path, f"cannot read: {_why(exc)}"))
                     continue
                 if not is_dir and not is_file:
                     stats.skipped["special"] += 1  # FIFO, socket, device, dangling link
+                    if note is not None:
+                        note(skipped(prefix + rel_path, _special(entry, follow_symlinks)))
                     continue
                 if ignorer is not None and ignorer.ignored(rel_path, is_dir):
                     stats.skipped["ignored"] += 1
+                    if note is not None:
+                        shown = prefix + rel_path + ("/" if is_dir else "")
+                        note(skipped(shown, ignorer.explain(rel_path, is_dir)))
                     continue
                 if is_dir:
                     if follow_symlinks:
                         try:
                             st = entry.stat()
-                        except OSError:
+                        except OSError as exc:
                             stats.unreadable += 1
+                            if note is not None:
+                                note(skipped(prefix + rel_path + "/", f"cannot read: {_why(exc)}"))
                             continue
                         key = (st.st_dev, st.st_ino)
                         if key in seen:
                             stats.skipped["symlink-loop"] += 1
+                            if note is not None:
+                                why = "a symbolic link loop (this directory is walked already)"
+                                note(skipped(prefix + rel_path + "/", why))
                             continue
                         seen.add(key)
                     enter(entry.path, rel_path + "/")
@@ -107,12 +127,43 @@ def iter_tree(
                 ignorer.pop()
 
 
+_LINK = "a symbolic link (followed with --follow-symlinks)"
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    """``a FIFO, not a regular file`` (``-v``)."""
+    what = next((what for test, what in _KINDS if test(mode)), None)
+    return f"{what}, not a regular file" if what else "not a regular file"
+
+
+def _special(entry: os.DirEntry[str], follow_symlinks: bool) -> str:
+    """Why a walked entry that is neither a file nor a directory is skipped (``-v`` only)."""
+    try:
+        mode = entry.stat(follow_symlinks=follow_symlinks).st_mode
+    except OSError:
+        return "a dangling symbolic link"
+    return _kind(mode)
+
+
 def read_file(
     ref: FileRef,
     stats: ScanStats,
     warn: Warn,
     explicit: bool = False,
     archives: Limits | None = None,
+    note: Warn | None = None,
     quiet: bool = False,
 ) -> Iterator[Chunk]:
     """Chunks of one file; an unreadable file is a warning and counted, never fatal.
@@ -129,6 +180,8 @@ def read_file(
     except OSError as exc:
         stats.unreadable += 1
         warn(f"cannot read {ref.path}: {exc.strerror or exc}")
+        if note is not None:
+            note(skipped(ref.path, f"cannot read: {_why(exc)}"))
         return
     try:
         try:
@@ -136,11 +189,15 @@ def read_file(
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read {ref.path}: {exc.strerror or exc}")
+            if note is not None:
+                note(skipped(ref.path, f"cannot read: {_why(exc)}"))
             return
         mode = st.st_mode
         regular = stat.S_ISREG(mode)
         if not regular and not (explicit and stat.S_ISFIFO(mode) | stat.S_ISCHR(mode)):
             stats.skipped["special"] += 1
+            if note is not None:
+                note(skipped(ref.path, _kind(mode)))
             return
         size = 0
         expect = st.st_size + 1  # a small file is read in one call, without a window-sized buffer
@@ -169,6 +226,8 @@ def read_file(
         except OSError as exc:
             stats.unreadable += 1
             warn(f"cannot read {ref.path}: {exc.strerror or exc} (after {size} bytes)")
+            if note is not None:
+                note(Skipped(f"skipped the rest of {ref.path}: cannot read: {_why(exc)}"))
             return
         stats.files += 1
         stats.bytes += max(size, st.st_size) if regular else size
@@ -272,7 +331,7 @@ class TreeWalk(TreeSource):
         self.root, self.prefix, self.excludes = root, prefix, tuple(excludes)
         self.stats, self.no_ignore, self.follow_symlinks = stats, no_ignore, follow_symlinks
 
-    def walk(self, warn: Warn) -> Iterator[FileRef]:
+    def walk(self, warn: Warn, verbose: bool = False) -> Iterator[FileRef]:
         from kascan.ignore import Ignorer
 
         ignorer: Ignorer | None
@@ -282,8 +341,16 @@ class TreeWalk(TreeSource):
             )
         else:
             ignorer = Ignorer.for_root(self.root, self.excludes, warn=warn)
+        if ignorer is not None:
+            ignorer.shown = self.prefix
         yield from iter_tree(
-            self.root, self.prefix, ignorer, self.stats, warn, self.follow_symlinks
+            self.root,
+            self.prefix,
+            ignorer,
+            self.stats,
+            warn,
+            self.follow_symlinks,
+            note=warn if verbose else None,
         )
 
 
@@ -296,7 +363,13 @@ class FileSource(Source):
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
         return read_file(
-            self.ref, run.stats, run.warn, explicit=True, archives=run.limits, quiet=run.quiet
+            self.ref,
+            run.stats,
+            run.warn,
+            explicit=True,
+            archives=run.limits,
+            note=run.note,
+            quiet=run.quiet,
         )
 
 

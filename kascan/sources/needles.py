@@ -21,10 +21,15 @@ class Needle:
     split: bool = False  # a line break inside (MIME base64 wrapped at 76 columns, PEM at 64)
 
 
-def _stable(prefix: bytes, align: int) -> tuple[bytes, int]:
-    import base64
+def _b64(data: bytes) -> bytes:
+    """``base64.b64encode`` (binascii's: the base64 module and its imports cost start-up)."""
+    import binascii
 
-    enc = base64.b64encode(b"\0" * align + prefix)
+    return binascii.b2a_base64(data, newline=False)
+
+
+def _stable(prefix: bytes, align: int) -> tuple[bytes, int]:
+    enc = _b64(b"\0" * align + prefix)
     first = -(-8 * align // 6)  # first character made only of prefix bits
     end = (8 * align + 8 * len(prefix)) // 6
     return enc[first:end], first
@@ -102,11 +107,9 @@ CONTAINER_B64 = (b"H4sI", b"KLUv/", b"KLUv_", b"UEsDB")
 def _deeper(text: bytes, layers: int) -> tuple[bytes, ...]:
     """The characters that base64 of ``text`` (as the start of a value) always begins with, for
     each further layer of base64, ``layers`` of them."""
-    import base64
-
     out = []
     for _ in range(layers):
-        text = base64.b64encode(text)[: len(text) * 8 // 6]
+        text = _b64(text)[: len(text) * 8 // 6]
         out.append(text)
     return tuple(out)
 

@@ -17,7 +17,7 @@ def open_stream(kind: str, raw: IO[bytes]) -> IO[bytes]:
         import zstandard
 
         dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
-        return cast("IO[bytes]", dctx.stream_reader(raw, read_across_frames=True))
+        return cast("IO[bytes]", dctx.stream_reader(raw, read_across_frames=True, closefd=False))
     import lz4.frame
 
     return cast("IO[bytes]", lz4.frame.LZ4FrameFile(raw, mode="rb"))

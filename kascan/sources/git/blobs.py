@@ -4,7 +4,7 @@ objects, the walked history): apart from :mod:`.history`, so that the hook does 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -12,7 +12,7 @@ from kascan.errors import KascanError
 from kascan.model import Chunk
 from kascan.sources.git.process import GitRepo, finish, kill, popen
 from kascan.sources.stream import WINDOW, iter_stream
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, skipped
 
 if TYPE_CHECKING:
     from kascan.progress import Progress
@@ -32,10 +32,11 @@ def iter_blobs(
     label: str | None = None,
     progress: Progress | None = None,
     stats: ScanStats | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[Chunk]:
     """Each blob's bytes through one ``git cat-file --batch``: whole, or in windows when big.
 
-    Each chunk's ``origin`` is its blob's id.
+    Each chunk's ``origin`` is its blob's id; ``note`` (``-v``) hears of each missing one.
     """
     import threading
 
@@ -61,6 +62,9 @@ def iter_blobs(
             if len(parts) == 2 and parts[1] == b"missing":
                 if stats is not None:
                     stats.skipped["missing-object"] += 1
+                if note is not None:
+                    where = blob.path or f"object {blob.oid[:12]}"
+                    note(skipped(where, f"object {blob.oid[:12]} is missing from {repo.display}"))
                 done += 1
                 continue
             if len(parts) != 3:

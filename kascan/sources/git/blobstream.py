@@ -151,7 +151,7 @@ class BlobStream:
         gate: bytes | None,
         wants: Callable[[bytes], bool] | None = None,
         label: str | None = None,
-        progress: Callable[[int, int, int], None] | None = None,
+        progress: Callable[[int, int | None, int], None] | None = None,
         objects: bool = False,
         blobs: bool = True,
     ) -> None:
@@ -168,7 +168,8 @@ class BlobStream:
         self.lfs = 0  # Git LFS pointers among them
         self.missing = 0
         self.objects = 0  # commits and tags read
-        self._listed = 0  # blob ids the feeder has passed on (the progress total)
+        self._listed = 0  # blob ids the feeder has passed on
+        self.total: int | None = None  # objects to read, once known (the progress line's total)
         self._error: BaseException | None = None
 
     # -- the feeder: object list -> blob ids -> cat-file --batch --------------------------------
@@ -200,11 +201,43 @@ class BlobStream:
             if rest.startswith(kinds):
                 sink.write(rest.partition(b" ")[2] + b"\n")
                 self._listed += 1
+            self.total = self._listed  # exact, if the count below has not ended first
         except (OSError, ValueError) as exc:  # the reader stopped early (an error, or a break)
             self._error = exc
         finally:
             with contextlib.suppress(OSError, ValueError):
                 sink.close()
+
+    def _counter(self) -> subprocess.Popen[bytes]:
+        """The progress total, before the feeder knows it (its listing waits on the reads, so it
+        ends with them): a second listing of the database, of each object's type alone, counted
+        by a thread. Only with a progress line (a terminal): git lists a million objects in
+        about a second, alongside the read."""
+        from kascan.sources.git.process import popen
+
+        args = ("--batch-all-objects", "--unordered", "--batch-check=%(objecttype)")
+        proc = popen(self.repo, "cat-file", *args)
+        name = "kascan-object-count"
+        threading.Thread(target=self._count, args=(proc,), name=name, daemon=True).start()
+        return proc
+
+    def _count(self, listing: subprocess.Popen[bytes]) -> None:
+        """One letter tells the kinds apart ("l" is in ``blob`` only, "c" in ``commit``, "g" in
+        ``tag``), so each block of the listing is counted in C."""
+        letters = [b"l"] if b"blob " in self.kinds else []
+        letters += [b"c", b"g"] if b"commit " in self.kinds else []
+        found = 0
+        assert listing.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            while block := listing.stdout.read(1 << 16):
+                for letter in letters:
+                    found += block.count(letter)
+            if listing.wait() == 0 and self.total is None:
+                self.total = found
+
+    def _tick(self, blobs: int, nbytes: int) -> None:
+        assert self.progress is not None
+        self.progress(blobs + self.objects + self.missing, self.total, nbytes)
 
     def chunks(self) -> Iterator[Chunk]:
         from kascan.sources.git.process import finish, kill, popen
@@ -228,6 +261,7 @@ class BlobStream:
             target=self._feed, args=(listing.stdout, cat.stdin), name="kascan-blob-ids", daemon=True
         )
         feeder.start()
+        counter = self._counter() if self.progress is not None else None
         try:
             yield from self._parse(fd)
             feeder.join()
@@ -238,6 +272,8 @@ class BlobStream:
         finally:
             kill(cat)
             kill(listing)
+            if counter is not None:
+                kill(counter)
 
     # -- the reader ----------------------------------------------------------------------------
 
@@ -284,7 +320,7 @@ class BlobStream:
                 if stream is not None:
                     hits.extend(stream.feed(block))
                 if progress is not None:
-                    progress(blobs, self._listed, nbytes)
+                    self._tick(blobs, nbytes)
                 continue
             sp = buf.rfind(b" ", pos, nl)
             try:
@@ -337,6 +373,8 @@ class BlobStream:
                     buf += block
                     if stream is not None:
                         hits.extend(stream.feed(block))
+                    if progress is not None:  # most reads end inside a record: counted here
+                        self._tick(blobs, nbytes)
             if otype != _BLOB:
                 if stream is not None:
                     kinds = 0
@@ -383,7 +421,8 @@ class BlobStream:
             yield Chunk("", data, repo=label, origin=oid, whole=True)
         self.blobs, self.bytes, self.lfs = blobs, nbytes, lfs
         if progress is not None:
-            progress(blobs, blobs, nbytes)
+            done = blobs + self.objects + self.missing
+            progress(done, done, nbytes)
 
     def _big(
         self, fd: int, first: bytes, remaining: int, oid: str, otype: int = 98

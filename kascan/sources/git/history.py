@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
 from kascan.errors import KascanError
+from kascan.ignore import why_excluded
 from kascan.model import Candidate, Chunk, Commit, scrub
 from kascan.progress import Progress
 from kascan.sources.git.blobs import Blob, iter_blobs
@@ -25,7 +26,7 @@ from kascan.sources.git.process import (
     popen,
     run_git,
 )
-from kascan.stats import ScanStats
+from kascan.stats import ScanStats, Skipped, dropped, skipped
 
 if TYPE_CHECKING:
     from kascan.rules import RuleSet
@@ -57,8 +58,11 @@ def _partial_clone(repo: GitRepo) -> bool:
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
-def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
+def _inventory(
+    repo: GitRepo, revs: Sequence[str], partial: bool, progress: Progress | None = None
+) -> _Inventory:
     """Commits and blobs reachable from ``revs``: rev-list piped into cat-file --batch-check."""
+    listing = progress.listing if progress is not None and progress.enabled else None
     missing = ("--missing=allow-any",) if partial else ()  # never fetched: see NO_TRANSPORT
     revlist = popen(repo, "rev-list", "--objects", *missing, *revs, "--")
     assert revlist.stdout is not None
@@ -78,6 +82,8 @@ def _inventory(repo: GitRepo, revs: Sequence[str], partial: bool) -> _Inventory:
             if kind == b"blob" and len(parts) >= 3:
                 path = parts[3].decode("utf-8", "surrogateescape") if len(parts) > 3 else ""
                 inv.blobs.append(Blob(parts[1].decode(), int(parts[2]), path))
+                if listing is not None and not len(inv.blobs) & 0x3FF:
+                    listing(len(inv.blobs))
                 if path == ".gitmodules" or path.endswith("/.gitmodules"):
                     inv.gitmodules = True
             elif kind == b"commit":
@@ -133,8 +139,10 @@ class History:
         messages: bool = True,
         reflogs: bool = False,
         submodules: bool = False,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.note = note  # -v: each object skipped and candidate dropped, one line
         self.submodules = submodules  # the caller scans the submodules (and notes them)
         # commit and tag objects too: messages and identities (``commit <id> message``)
         self.messages = messages
@@ -246,12 +254,14 @@ class History:
             )
         if stream.missing:
             self.stats.skipped["missing-object"] += stream.missing
+            if self.note is not None:
+                self.note(Skipped(f"skipped {stream.missing} object(s) of {repo.display}: missing"))
             self.notes.append(f"{repo.display}: some objects were missing and were not scanned")
 
     def _walked(self, partial: bool) -> Iterator[Chunk]:
         """The blobs that ``rev-list --objects`` lists, each with a path."""
         repo, stats = self.repo, self.stats
-        inv = _inventory(repo, self._revs, partial)
+        inv = _inventory(repo, self._revs, partial, self.progress)
         stats.extra["commits"] = stats.extra.get("commits", 0) + inv.commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + len(inv.blobs)
         if inv.commits == 0:
@@ -265,7 +275,7 @@ class History:
         lfs = 0
         self._paths = {b.oid: b.path for b in inv.blobs}
         for chunk in iter_blobs(
-            repo, inv.blobs, label=self.label, progress=self.progress, stats=stats
+            repo, inv.blobs, label=self.label, progress=self.progress, stats=stats, note=self.note
         ):
             if chunk.line == 1 and chunk.fresh == 0 and chunk.data.startswith(LFS_POINTER):
                 lfs += 1
@@ -333,7 +343,7 @@ class History:
                     attributed = self._unattributed(found, exc.format_message())
                 yield from attributed
             elif found:
-                self._unreachable(len(found))
+                self._unreachable(len(found), found)
             if objects:
                 yield from self._in_objects(objects)
         finally:
@@ -368,11 +378,15 @@ class History:
             oid = origin.partition(":")[2]
             if oid not in reached:
                 gone += 1
+                if self.note is not None:
+                    self.note(skipped(f"{origin.partition(':')[0]} {oid[:12]}", _DANGLING))
                 continue
             for cand in cands:
                 f = cand.finding
                 if self.excluded is not None and self.excluded(f.path):
                     self.stats.dropped["excluded"] += 1
+                    if self.note is not None:
+                        self.note(dropped(f, why_excluded(self.excluded, f.path)))
                     continue
                 commit = people.get(oid, f.commit) if origin.startswith("commit:") else f.commit
                 out.append(replace(cand, finding=replace(f, commit=commit, repo=self.label)))
@@ -404,8 +418,11 @@ class History:
         )
         return out
 
-    def _unreachable(self, blobs: int) -> None:
+    def _unreachable(self, blobs: int, oids: Iterable[str] = ()) -> None:
         self.stats.skipped["unreachable-blob"] += blobs
+        if self.note is not None:
+            for oid in sorted(oids):
+                self.note(skipped(f"blob {oid[:12]}", _DANGLING))
         self.notes.append(
             f"{self.repo.display}: {blobs} blob(s) with a key that no ref, tag or stash entry "
             "reaches (dangling: e.g. staged and never committed) were not reported"
@@ -424,7 +441,7 @@ class History:
             self._paths.update(direct)
             gone = unseen - direct.keys()
             if gone:
-                self._unreachable(len(gone))
+                self._unreachable(len(gone), gone)
                 for oid in gone:
                     del found[oid]
         introduced = {k for k, _ in intros}
@@ -433,6 +450,8 @@ class History:
         for (key, path), intro in intros.items():
             if self.excluded is not None and self.excluded(path):
                 self.stats.dropped["excluded"] += 1
+                if self.note is not None:
+                    self._note_excluded(key, path, intro, found.get(intro.blob, ()))
                 continue
             for cand in found.get(intro.blob, ()):
                 if cand.finding.secret.value != key:
@@ -464,6 +483,18 @@ class History:
                 if at is not None:
                     cand = replace(cand, finding=replace(f, path=at))
             yield cand
+
+    def _note_excluded(
+        self, key: str, path: str, intro: Introduction, cands: Iterable[Candidate]
+    ) -> None:
+        """The -v line of a key's introduction at an excluded path (one per count)."""
+        assert self.note is not None and self.excluded is not None
+        for cand in cands:
+            if cand.finding.secret.value == key:
+                member = _member_suffix(cand.finding.path, self._paths.get(intro.blob, ""))
+                f = replace(cand.finding, path=path + member, commit=intro.commit, repo=self.label)
+                self.note(dropped(f, why_excluded(self.excluded, path)))
+                return
 
     def _direct_objects(self, wanted: set[str]) -> dict[str, str]:
         """``blob -> path`` of the ``wanted`` blobs that a ref reaches without a commit (a tag of
@@ -569,6 +600,8 @@ class History:
         }
         return intros, seen
 
+
+_DANGLING = "holds a key, but no ref, tag, stash or reflog entry reaches it (dangling)"
 
 _HEX_NAME = re.compile(r"(?:[0-9a-f]{2}/)*[0-9a-f]+")
 

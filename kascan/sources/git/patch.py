@@ -5,20 +5,21 @@ path and commit."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from kascan.model import Candidate, Chunk, Commit, scrub
-from kascan.sources.git.blobs import Blob, iter_blobs
 from kascan.sources.git.process import GitRepo, finish, kill, popen, run_git
 from kascan.sources.stream import WINDOW, iter_stream
 from kascan.stats import ScanStats
 
 if TYPE_CHECKING:
     from kascan.sources.archives import Limits
+    from kascan.sources.git.blobs import Blob
 
 Warn = Callable[[str], None]
 
@@ -128,16 +129,18 @@ class PatchStats:
 
 
 def iter_patch(
-    stream: IO[bytes],
+    stream: Iterable[bytes],
     *,
     label: str | None,
     stats: ScanStats,
     pstats: PatchStats,
     excluded: Callable[[str], bool] | None = None,
     only: Collection[str] | None = None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of the added lines of a ``-U0`` patch (``git diff`` or ``git log -p``), each at its
-    line in the new file; ``log`` headers ``\\x01sha\\0name\\0email\\0date`` set the commit."""
+    line in the new file; ``log`` headers ``\\x01sha\\0name\\0email\\0date`` set the commit;
+    ``note`` (``-v``) hears of each excluded file."""
     commit: Commit | None = None
     path: str | None = None
     minus = plus = 0
@@ -224,6 +227,8 @@ def iter_patch(
                 path = None
             elif path is not None and excluded is not None and excluded(path):
                 stats.skipped["excluded"] += 1
+                if note is not None:
+                    _note_excluded(note, excluded, path, commit)
                 path = None
         elif raw.startswith(b"diff --git "):
             path = None
@@ -256,11 +261,30 @@ def iter_patch(
     yield from flush()
 
 
+def _note_excluded(
+    note: Warn, excluded: Callable[[str], bool], path: str, commit: Commit | None
+) -> None:
+    from kascan.ignore import why_excluded
+    from kascan.stats import skipped
+
+    at = f" (commit {commit.sha[:12]})" if commit is not None else ""
+    note(skipped(path + at, why_excluded(excluded, path)))
+
+
 def iter_wholes(
-    repo: GitRepo, wholes: Sequence[Whole], stats: ScanStats, *, label: str | None
+    repo: GitRepo,
+    wholes: Sequence[Whole],
+    stats: ScanStats,
+    *,
+    label: str | None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The old blobs of ``wholes`` (``origin`` ``old:<id>``: what was there before), then the new
     ones, each a whole chunk at its path and commit, so that archives in them are opened."""
+    if not wholes:  # the common case (text only): the blob reader is not even imported
+        return
+    from kascan.sources.git.blobs import Blob, iter_blobs
+
     for side in ("old", "new"):
         blobs: list[Blob] = []
         commits: dict[tuple[str, str], Commit | None] = {}
@@ -272,7 +296,11 @@ def iter_wholes(
             commits.setdefault((oid, w.path), w.commit)
         if not blobs:
             continue
-        for chunk in iter_blobs(repo, blobs, label=label, stats=stats if side == "new" else None):
+        new = side == "new"
+        got = iter_blobs(
+            repo, blobs, label=label, stats=stats if new else None, note=note if new else None
+        )
+        for chunk in got:
             origin = chunk.origin or ""
             commit = commits.get((origin, chunk.path))
             yield replace(chunk, commit=commit, origin=("old:" if side == "old" else "") + origin)
@@ -301,46 +329,78 @@ def _patch_totals(stats: ScanStats, pstats: PatchStats) -> None:
     stats.extra["lines"] = stats.extra.get("lines", 0) + pstats.lines
 
 
-def staged_paths(repo: GitRepo) -> set[str]:
-    """Paths with staged additions or changes (what pre-commit passes to a commit hook)."""
-    proc = run_git(
-        repo,
-        "diff",
-        "--cached",
-        "--name-only",
-        "-z",
-        "-M",
-        "--no-relative",
-        "--diff-filter=ACMRTUXB",  # against HEAD, or the empty tree before the first commit
-    )
-    return {p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p}
+def _raw_paths(lines: Iterator[bytes]) -> tuple[set[str], bytes | None]:
+    """The paths of the ``--raw`` part of ``git diff --raw -p`` that the change adds or changes
+    (every status but ``D``, a rename's new name: what ``--name-only --diff-filter=ACMRTUXB``
+    lists, what pre-commit passes a commit hook), and the first line after that part (the empty
+    line before the patch; None at the end of the output)."""
+    paths: set[str] = set()
+    for line in lines:
+        if not line.startswith(b":"):
+            return paths, line
+        meta, _, names = line.rstrip(b"\n").partition(b"\t")
+        if names and not meta.rsplit(b" ", 1)[-1].startswith(b"D"):
+            # a path with a tab in it is quoted: the last field is the new name
+            new = unquote_path(names.rsplit(b"\t", 1)[-1])
+            paths.add(new.decode("utf-8", "surrogateescape"))
+    return paths, None
 
 
-def iter_staged(
-    repo: GitRepo,
-    stats: ScanStats,
-    *,
-    label: str | None = None,
-    excluded: Callable[[str], bool] | None = None,
-    pstats: PatchStats | None = None,
-    only: Collection[str] | None = None,
-) -> Iterator[Chunk]:
-    """The lines the index adds to HEAD (to the empty tree before the first commit), read from
-    the index, never the work tree; ``only`` narrows it to those paths (after rename detection
-    over the whole change, so a file renamed into ``only`` does not count as all new)."""
-    pstats = pstats if pstats is not None else PatchStats()
-    # no base: HEAD, or the empty tree before the first commit (one git process fewer)
-    proc = popen(repo, "diff", "--cached", *_DIFF_ARGS, "--")
-    try:
-        assert proc.stdout is not None
-        yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded, only=only
-        )
-        finish(repo, proc, "diff --cached")
-    finally:
-        kill(proc)
-    yield from iter_wholes(repo, pstats.wholes, stats, label=label)
-    _patch_totals(stats, pstats)
+class StagedDiff:
+    """The staged change as one ``git diff --cached --raw -p`` (HEAD, or the empty tree before
+    the first commit): :attr:`paths` (its raw part: what the index adds or changes) are read as
+    it starts, so that a caller can decide whether to read its patch (:meth:`chunks`) or not
+    (:meth:`close`); one git process for both."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.proc = popen(repo, "diff", "--cached", "--raw", *_DIFF_ARGS, "--")
+        try:
+            assert self.proc.stdout is not None
+            self._lines: Iterator[bytes] = iter(self.proc.stdout)
+            self.paths, first = _raw_paths(self._lines)
+            if first is None:  # no change (or git failed: say so now, not as "nothing staged")
+                finish(repo, self.proc, "diff --cached")
+            elif first != b"\n":  # not the separator: a patch line, read as one
+                self._lines = itertools.chain((first,), self._lines)
+        except BaseException:
+            kill(self.proc)
+            raise
+
+    def chunks(
+        self,
+        stats: ScanStats,
+        *,
+        label: str | None = None,
+        excluded: Callable[[str], bool] | None = None,
+        pstats: PatchStats | None = None,
+        only: Collection[str] | None = None,
+        note: Warn | None = None,
+    ) -> Iterator[Chunk]:
+        """The lines the index adds to HEAD, read from the index, never the work tree; ``only``
+        narrows it to those paths (after rename detection over the whole change, so a file
+        renamed into ``only`` does not count as all new); ``note`` (``-v``) hears of each
+        excluded file."""
+        pstats = pstats if pstats is not None else PatchStats()
+        try:
+            yield from iter_patch(
+                self._lines,
+                label=label,
+                stats=stats,
+                pstats=pstats,
+                excluded=excluded,
+                only=only,
+                note=note,
+            )
+            finish(self.repo, self.proc, "diff --cached")
+        finally:
+            kill(self.proc)
+        yield from iter_wholes(self.repo, pstats.wholes, stats, label=label, note=note)
+        _patch_totals(stats, pstats)
+
+    def close(self) -> None:
+        """The patch is not read: git is ended."""
+        kill(self.proc)
 
 
 def iter_range(
@@ -353,6 +413,7 @@ def iter_range(
     pstats: PatchStats | None = None,
     messages: bool = True,
     extra_tags: Sequence[str] = (),
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The lines each commit of ``revs`` (e.g. ``[B, "^A"]``) adds, oldest commit first; with
     ``messages``, then each commit's message and identities, and those of the annotated tags
@@ -372,12 +433,12 @@ def iter_range(
     try:
         assert proc.stdout is not None
         yield from iter_patch(
-            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded
+            proc.stdout, label=label, stats=stats, pstats=pstats, excluded=excluded, note=note
         )
         finish(repo, proc, "log")
     finally:
         kill(proc)
-    yield from iter_wholes(repo, pstats.wholes, stats, label=label)
+    yield from iter_wholes(repo, pstats.wholes, stats, label=label, note=note)
     if messages:
         tags = [*extra_tags, *range_tags(repo, {c.sha for c in pstats.seen})]
         yield from iter_objects(repo, pstats.seen, list(dict.fromkeys(tags)), pstats, label=label)
@@ -411,6 +472,7 @@ def iter_objects(
     """The messages and identities of ``commits`` and of the tag objects ``tags``: each object
     read once with ``cat-file --batch`` and cut as the history scan cuts it
     (:func:`kascan.sources.git.blobstream.object_chunks`), each chunk at its commit."""
+    from kascan.sources.git.blobs import Blob, iter_blobs
     from kascan.sources.git.blobstream import SHORT, object_chunks
 
     known = {c.sha: c for c in commits}
@@ -467,14 +529,20 @@ def iter_index_files(
     label: str | None = None,
     excluded: Callable[[str], bool] | None = None,
     archives: Limits | None = None,
+    note: Warn | None = None,
 ) -> Iterator[Chunk]:
     """The whole staged content of ``files`` (paths relative to the work tree top); a file that
     is not in the index is read from the work tree (its archives opened with ``archives``)."""
     from kascan.sources.base import FileRef
     from kascan.sources.files import read_file
+    from kascan.sources.git.blobs import Blob, iter_blobs
 
     wanted = [f for f in files if not (excluded is not None and excluded(f))]
     stats.skipped["excluded"] += len(files) - len(wanted)
+    if note is not None and excluded is not None:
+        for f in files:
+            if excluded(f):
+                _note_excluded(note, excluded, f, None)
     entries = index_entries(repo, wanted) if wanted else {}
     blobs: list[Blob] = []
     for f in wanted:
@@ -488,14 +556,19 @@ def iter_index_files(
                 warn,
                 explicit=True,
                 archives=archives,
+                note=note,
             )
             continue
         mode, oid = entry
         if mode == "160000":
             stats.skipped["submodule"] += 1
+            if note is not None:
+                from kascan.stats import skipped
+
+                note(skipped(f, "a submodule (its own repository: scan it on its own)"))
             continue
         blobs.append(Blob(oid, 0, f))
-    for chunk in iter_blobs(repo, blobs, label=label, stats=stats):
+    for chunk in iter_blobs(repo, blobs, label=label, stats=stats, note=note):
         if chunk.fresh == 0:
             stats.files += 1
         yield chunk

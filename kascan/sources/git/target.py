@@ -24,10 +24,10 @@ from kascan.sources.git.process import GitRepo
 
 if TYPE_CHECKING:
     from kascan.config import Config
+    from kascan.ignore import Excluder
     from kascan.sources.git.history import History
 
 Warn = Callable[[str], None]
-Excluded = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Target:
     tags: list[str] = field(default_factory=list)  # --pre-push: the tag object being pushed
 
 
-def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | None:
+def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluder | None:
     """A matcher of gitignore patterns (a pattern that would backtrack for ever is refused
     with a warning: more is scanned, never less)."""
     lines = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
@@ -71,12 +71,9 @@ def excluder(patterns: Sequence[str], warn: Warn | None = None) -> Excluded | No
         return None
     import pathspec
 
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    from kascan.ignore import Excluder
 
-    def excluded(path: str) -> bool:
-        return bool(spec.match_file(path))
-
-    return excluded
+    return Excluder(pathspec.GitIgnoreSpec.from_lines(lines))
 
 
 def _config_at(repo: GitRepo, rev: str, warn: Warn) -> tuple[Config, list[str], frozenset[str]]:
@@ -331,23 +328,20 @@ class HistorySource(Source):
         t = self.target
         excluded = excluder(t.exclude, run.warn)
         if excluded is not None and prefix:
-            inner = excluded
-
-            def excluded(path: str) -> bool:
-                return inner(prefix + path)
-
+            excluded = excluded.under(prefix)
         return History(
             repo,
             run.stats,
             label=t.label,
             excluded=excluded,
-            progress=Progress(self.progress, f"scanning {repo.display}"),
+            progress=Progress(self.progress, repo.display),
             rules=run.rules,
             wants=may_hide(run.decoders),
             warn=run.warn,
             messages=self.mode.messages,
             reflogs=self.reflogs,
             submodules=modules,
+            note=run.note,
         )
 
     def chunks(self, run: Run) -> Iterator[Chunk]:
@@ -434,31 +428,48 @@ class StagedSource(Source):
         repo, label, stats = self.target.repo, self.label, run.stats
         excluded = excluder(self.target.exclude, run.warn)
         pstats = p.PatchStats()
-        if self.files is None:
-            yield from p.iter_staged(repo, stats, label=label, excluded=excluded, pstats=pstats)
-            if pstats.lines or pstats.wholes:
-                self.notes.append(
-                    f"scanned the staged change: {pstats.lines} added line(s) in "
-                    f"{len(pstats.files)} file(s), read from the index"
+        rel = relative_files(repo, self.files, run.warn) if self.files is not None else None
+        diff = p.StagedDiff(repo)  # one git process: what is staged, and its patch
+        try:
+            if rel is None:
+                yield from diff.chunks(
+                    stats, label=label, excluded=excluded, pstats=pstats, note=run.note
                 )
-            else:
-                self.notes.append("the index adds no lines to HEAD: nothing to scan")
-            return
-        rel = relative_files(repo, self.files, run.warn)
-        if set(rel) <= p.staged_paths(repo):
-            # what ``git commit`` hands the hook: the added lines of these files
-            only = frozenset(rel)
-            yield from p.iter_staged(
-                repo, stats, label=label, excluded=excluded, pstats=pstats, only=only
-            )
-            self.notes.append(
-                f"scanned the staged change of the {len(rel)} file(s) named: {pstats.lines} "
-                "added line(s), read from the index"
-            )
-            return
+                if pstats.lines or pstats.wholes:
+                    self.notes.append(
+                        f"scanned the staged change: {pstats.lines} added line(s) in "
+                        f"{len(pstats.files)} file(s), read from the index"
+                    )
+                else:
+                    self.notes.append("the index adds no lines to HEAD: nothing to scan")
+                return
+            if set(rel) <= diff.paths:
+                # what ``git commit`` hands the hook: the added lines of these files
+                yield from diff.chunks(
+                    stats,
+                    label=label,
+                    excluded=excluded,
+                    pstats=pstats,
+                    only=frozenset(rel),
+                    note=run.note,
+                )
+                self.notes.append(
+                    f"scanned the staged change of the {len(rel)} file(s) named: "
+                    f"{pstats.lines} added line(s), read from the index"
+                )
+                return
+        finally:
+            diff.close()
         # ``pre-commit run --files``/``--all-files``: files that are not all staged: read whole
         yield from p.iter_index_files(
-            repo, rel, stats, run.warn, label=label, excluded=excluded, archives=run.limits
+            repo,
+            rel,
+            stats,
+            run.warn,
+            label=label,
+            excluded=excluded,
+            archives=run.limits,
+            note=run.note,
         )
         self.notes.append(
             f"{len(rel)} file(s) named, not all of them staged: scanned the whole staged content "
@@ -499,6 +510,7 @@ class RangeSource(Source):
             pstats=pstats,
             messages=self.messages,
             extra_tags=t.tags,
+            note=run.note,
         )
         where = f" in {t.repo.display}" if t.label else ""
         tags = pstats.objects - pstats.commits

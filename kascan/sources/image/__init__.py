@@ -132,7 +132,7 @@ class ImageSource(Source):
     def chunks(self, run: Run) -> Iterator[Chunk]:
         from kascan.sources.image.layers import RunState
 
-        state = RunState()
+        state = RunState(verbose=run.verbose)
         yield from iter_image_chunks(
             self.refs, self.settings, run.limits, run.stats, run.warn, state
         )

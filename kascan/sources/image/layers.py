@@ -17,7 +17,7 @@ import io
 import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from kascan.errors import KascanError
 from kascan.model import Chunk
@@ -25,7 +25,10 @@ from kascan.sources.archives import Limits, expand
 from kascan.sources.image.manifest import clean, load_json, valid_digest
 from kascan.sources.image.types import Blob, Image, Readable, Warn
 from kascan.sources.stream import iter_stream
-from kascan.stats import ScanStats, human_bytes
+from kascan.stats import ScanStats, Skipped, human_bytes, skipped
+
+if TYPE_CHECKING:
+    import tarfile
 
 _NONTAR_HINTS = ("json", "text", "yaml", "helm", "in-toto")
 _INSTRUCTIONS = frozenset(
@@ -54,6 +57,7 @@ class RunState:
     scanned_images: int = 0
     scanned_layers: int = 0
     shared_layers: int = 0
+    verbose: bool = False  # -v: each layer and member not scanned is a Skipped line too
 
 
 class _Upper:
@@ -291,9 +295,12 @@ def scan_image(
     warn: Warn,
 ) -> Iterator[Chunk]:
     """The chunks of one image: its config, then its layers from the top down."""
+    note = warn if state.verbose else None
     first = state.images.get(image.digest)
     if first is not None:
         warn(f"{image.label}: the same image as {first}: not scanned again")
+        if note is not None:
+            note(skipped(image.label, f"the same image as {first} (scanned once)"))
         return
     state.images[image.digest] = image.label
     state.scanned_images += 1
@@ -318,21 +325,35 @@ def scan_image(
         if known is not None:
             state.shared_layers += 1
             upper.add(known, number)
+            if note is not None:
+                note(skipped(f"{image.label}: {label}", "a layer already scanned in this run"))
             continue
         if blob.size > max_layer_bytes:
             warn(
                 f"{image.label}: {label}: {human_bytes(blob.size)}, over the layer size limit "
                 f"({human_bytes(max_layer_bytes)}): not scanned"
             )
+            if note is not None:
+                cap = human_bytes(max_layer_bytes)
+                why = f"{human_bytes(blob.size)}, over the layer size limit ({cap})"
+                note(skipped(f"{image.label}: {label}", why))
             continue
         index = LayerIndex()
         ok = yield from _scan_layer(
-            image, blob, label, upper, index, stats, limits, max_layer_bytes, warn
+            image, blob, label, upper, index, stats, limits, max_layer_bytes, warn, note
         )
         state.scanned_layers += 1
         if ok and blob.digest:
             state.layers[blob.digest] = index
         upper.add(index, number)
+
+
+def _not_regular(m: tarfile.TarInfo) -> str:
+    if m.issym():
+        return "a symbolic link in the layer (never followed)"
+    if m.islnk():
+        return "a hard link in the layer (its target is scanned)"
+    return "not a regular file (a device or a FIFO in the layer)"
 
 
 def _is_tar(blob: Blob) -> bool:
@@ -352,6 +373,7 @@ def _scan_layer(
     limits: Limits | None,
     max_layer_bytes: int,
     warn: Warn,
+    note: Warn | None = None,
 ) -> Generator[Chunk, None, bool]:
     """One layer's chunks; returns whether it was read whole and matched its digest."""
     where = f"{image.label}: {label}"
@@ -361,7 +383,16 @@ def _scan_layer(
             raw = _Raw(src, blob.digest, max_layer_bytes)
             if _is_tar(blob):
                 yield from _tar_layer(
-                    raw, label, image.label, upper, index, stats, limits, max_layer_bytes, warn
+                    raw,
+                    label,
+                    image.label,
+                    upper,
+                    index,
+                    stats,
+                    limits,
+                    max_layer_bytes,
+                    warn,
+                    note,
                 )
             else:  # an artifact or attestation (JSON, in-toto): its bytes, archives opened
                 stats.files += 1
@@ -372,15 +403,22 @@ def _scan_layer(
                 pass
     except KascanError as exc:
         warn(f"{where}: {exc.format_message()}; the rest of it is not scanned")
+        if note is not None:
+            note(Skipped(f"skipped the rest of {where}: {exc.format_message()}"))
         return False
     except errors as exc:
         warn(f"{where}: cannot read ({_reason(exc)}); the rest of it is not scanned")
+        if note is not None:
+            note(Skipped(f"skipped the rest of {where}: cannot read it ({_reason(exc)})"))
         return False
     if raw.over:
         warn(
             f"{where}: over the layer size limit ({human_bytes(max_layer_bytes)}); "
             "the rest of it is not scanned"
         )
+        if note is not None:
+            why = f"over the layer size limit ({human_bytes(max_layer_bytes)})"
+            note(Skipped(f"skipped the rest of {where}: {why}"))
         return False
     if blob.size >= 0 and raw.count != blob.size:
         warn(f"{where}: {raw.count} bytes read, the manifest says {blob.size} (truncated?)")
@@ -408,8 +446,10 @@ def _decompressed(raw: _Raw) -> Readable:
         import gzip
 
         return gzip.GzipFile(fileobj=cast("IO[bytes]", src), mode="rb")
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise KascanError("zstd-compressed layer: not supported yet")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):  # tar+zstd (skopeo, buildah, docker --compression)
+        from kascan.sources.containers.streams import open_stream
+
+        return open_stream("zstd", cast("IO[bytes]", src))
     if head.startswith(b"\xfd7zXZ\x00"):
         import lzma
 
@@ -449,6 +489,7 @@ def _tar_layer(
     limits: Limits | None,
     max_layer_bytes: int,
     warn: Warn,
+    skips: Warn | None = None,
 ) -> Iterator[Chunk]:
     import tarfile
 
@@ -468,6 +509,8 @@ def _tar_layer(
             if not m.isdir():
                 index.entries.append(name)
             if not m.isreg():  # symlinks, hard links, devices: never followed
+                if skips is not None and not m.isdir():
+                    skips(skipped(f"{repo}: {label}!{clean(name, 4096)}", _not_regular(m)))
                 continue
             members += 1
             if limits is not None and members > limits.max_members:
@@ -475,6 +518,9 @@ def _tar_layer(
                     f"{repo}: {label}: over {limits.max_members} members (limit); "
                     "the rest is not scanned"
                 )
+                if skips is not None:
+                    why = f"over {limits.max_members} members (archive-members limit)"
+                    skips(Skipped(f"skipped the rest of {repo}: {label}: {why}"))
                 break
             f = tf.extractfile(m)
             if f is None:
@@ -495,5 +541,8 @@ def _tar_layer(
                     f"{repo}: {path}: member stopped after {human_bytes(member_cap)} "
                     "(limit); the rest is not scanned"
                 )
+                if skips is not None:
+                    why = f"over {human_bytes(member_cap)} (member-bytes limit)"
+                    skips(Skipped(f"skipped the rest of {repo}: {path}: {why}"))
     if stream.over:
         raise KascanError(f"over {human_bytes(max_layer_bytes)} decompressed (layer size limit)")
