@@ -38,6 +38,7 @@ _GAP = 1 << 16  # ranges with newlines closer than this are counted again as one
 _RANGES = 256  # ranges kept; past this many they are counted there and then
 _HELD = 8 << 20  # bytes of a stream kept to count their characters later (no ``fd`` to reread)
 _HOLD_FROM = 1 << 16  # spans at least this long are kept rather than decoded there and then
+_POSITIONAL = hasattr(os, "preadv") and hasattr(os, "pread")
 
 
 def _continuations(data: bytes, start: int, end: int) -> bool:
@@ -85,6 +86,8 @@ def iter_stream(
     if by_line:
         yield from _by_line(read, path, window, initial)
         return
+    if not _POSITIONAL:  # (Windows: no preadv, no pread) read it as a stream
+        fd = None
     need = max(window, OVERLAP + 1)  # pending bytes that make a window (tests use tiny windows)
     pending = initial or read(window)
     if not pending:
