@@ -213,6 +213,33 @@ def hits(data: bytes) -> Hits:
     return found
 
 
+def any_needle(data: bytes | bytearray | memoryview) -> bool:
+    """Whether any needle occurs in ``data``, with the engine :func:`hits` would use,
+    remembering nothing: for a reused read buffer (:mod:`kascan.sources.stream`), where a
+    window without a needle is left out and one with a needle is copied out and scanned again
+    by :func:`hits`, and for a small file read whole (most of a tree)."""
+    if _CHOSEN:
+        name = _CHOSEN[0][0]
+    elif _small(len(data)):
+        name = "python"
+    else:
+        name = _choose()[0]
+    if name == "python":
+        return bool(scan_python(bytes(data)))
+    raw: list[tuple[int, int]] = []
+    (getattr(_LOCAL, "block", None) or _database("block")).scan(
+        data, match_event_handler=_on_match, context=raw
+    )
+    return bool(raw)
+
+
+def warm() -> None:
+    """Choose the engine and compile its block-mode database now: before a tree's workers are
+    forked, so that each inherits it rather than compiling its own."""
+    if _choose()[0] == "hyperscan":
+        _database("block")
+
+
 def _sort(found: Hits) -> Hits:
     for got in (found.prefix, found.base64, found.utf16, found.utf32, found.extra):
         if len(got) > 1:

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,19 +14,72 @@ if TYPE_CHECKING:  # imported when a pattern is compiled: the hook's path often 
     import pathspec
 
 
-def _spec(
+def _patterns(
     lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
-) -> pathspec.GitIgnoreSpec | None:
+) -> tuple[str, ...] | None:
+    """The lines of an ignore file that are patterns (no comment, none too costly), or None."""
     lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     lines = affordable(lines, warn, source)
+    return tuple(_valid(lines, warn, source)) or None
+
+
+def _valid(lines: list[str], warn: Callable[[str], None] | None, source: str) -> list[str]:
+    """``lines`` without those pathspec refuses (a lone backslash, a lone ``!``): each one a
+    warning, rather than the end of the scan (the files it would have named are scanned)."""
     if not lines:
-        return None
+        return lines
+    out = []
+    for line in lines:
+        if not _valid_line(line):
+            if warn is not None:
+                shown = line.strip() if len(line.strip()) <= 60 else line.strip()[:57] + "..."
+                where = f" in {source}" if source else ""
+                warn(f"ignore pattern {shown!r}{where} not used: not a valid pattern")
+            continue
+        out.append(line)
+    return out
+
+
+def _valid_line(line: str) -> bool:
+    """Whether pathspec takes ``line`` as a pattern (it refuses a lone backslash or ``!``)."""
+    to_regex = _to_regex()
+    try:
+        if to_regex is not None:
+            to_regex(line)
+        else:
+            _compile([line])
+    except Exception:  # pathspec's own error class differs between versions
+        return False
+    return True
+
+
+def _compile(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
     import pathspec
 
     try:  # pathspec's hyperscan backend would compile a database per ignore file (~9 ms each)
         return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
     except TypeError:  # pathspec < 1.0: one backend
         return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+_TO_REGEX: list[Callable[[str], tuple[str | None, bool | None]] | None] = []
+
+
+def _to_regex() -> Callable[[str], tuple[str | None, bool | None]] | None:
+    """pathspec's translation of one gitignore line to its regex text, as the spec compiles it
+    (the pattern class of a spec: ``pattern_to_regex``), or None if this pathspec has none."""
+    if not _TO_REGEX:
+        kind = type(_compile(["x"]).patterns[0])
+        to_regex = getattr(kind, "pattern_to_regex", None)
+        _TO_REGEX.append(to_regex if callable(to_regex) else None)
+    return _TO_REGEX[0]
+
+
+def _spec(
+    lines: Iterable[str], warn: Callable[[str], None] | None = None, source: str = ""
+) -> pathspec.GitIgnoreSpec | None:
+    patterns = _patterns(lines, warn, source)
+    return None if patterns is None else _compile(patterns)
 
 
 def too_costly(pattern: str) -> bool:
@@ -122,55 +174,227 @@ def global_excludes_file() -> Path | None:
 
 
 _GROUP_NAME = r"\(\?P<[^>]+>"  # compiled on first use (re caches it)
+# how pathspec writes a pattern without a slash (``*.o``, ``build/``): a component of the path,
+# anywhere, fullmatches P, and is followed by "/" or the end (for ``build/``: by "/")
+_ANY_DIR = "^(?:.+/)?"
+_COMPONENT_END = ("(?:(?:/)|$)", "(?:/)", "(?:/.*)?$", "/.*$")
+_LITERAL = r"(?:\\[^0-9A-Za-z]|[^.^$*+?{}\[\]\\|()/])*"  # a literal (re caches it)
+_STAR = "[^/]*"
 
 
-def _quick_test(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
-    """One regex that matches whatever any pattern of ``spec`` matches.
+def _unescape(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal)
 
-    Most paths match no pattern; one regex tells so in a fraction of what asking pathspec pattern
-    by pattern costs, and pathspec decides only for the few paths that match something.
-    """
-    parts: list[str] = []
-    flags = 0
+
+def _components(
+    parts: list[str], flags: int
+) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...], Callable[[str], object] | None]:
+    """The patterns that name one path component (``*.o``, ``.*``, ``build/``, ``cscope.*``,
+    ``GTAGS``) as whole names, suffixes and prefixes (tested by string methods) and one regex
+    for the others (fullmatched on a component)."""
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    prefixes: list[str] = []
+    rest: list[str] = []
+    for part in parts:
+        if re.fullmatch(_LITERAL, part):
+            exact.add(_unescape(part))
+        elif part.startswith(_STAR) and re.fullmatch(_LITERAL, part[len(_STAR) :]):
+            suffixes.append(_unescape(part[len(_STAR) :]))  # "*.o"
+        elif part.endswith(_STAR) and re.fullmatch(_LITERAL, part[: -len(_STAR)]):
+            prefixes.append(_unescape(part[: -len(_STAR)]))  # "cscope.*", ".*"
+        else:
+            rest.append(part)
+    regex = re.compile("|".join(f"(?:{p})" for p in rest), flags).fullmatch if rest else None
+    return frozenset(exact), tuple(suffixes), tuple(prefixes), regex
+
+
+def _component(regex: str) -> str | None:
+    """P, when ``regex`` (pathspec's, group names removed) matches where a component is P."""
+    if not regex.startswith(_ANY_DIR):
+        return None
+    for end in _COMPONENT_END:
+        if regex.endswith(end):
+            part = regex[len(_ANY_DIR) : -len(end)]
+            # P must stay within one component: besides "[^/]" and escaped characters, no "/",
+            # no "." and no negated class (pathspec's "[^~]" for "[!~]" also matches a "/")
+            bare = re.sub(r"\\.", "", part.replace("[^/]", ""))
+            if "/" in bare or "." in bare or "[^" in bare:
+                return None
+            return part
+    return None
+
+
+def _regexes(spec: pathspec.GitIgnoreSpec) -> list[str] | None:
+    """The regex texts of a compiled spec's patterns (comments and blank lines have none)."""
+    out = []
     for pattern in spec.patterns:
         regex = getattr(pattern, "regex", None)
         if getattr(pattern, "include", None) is None or regex is None:
             continue
         if not isinstance(regex, re.Pattern) or not isinstance(regex.pattern, str):
             return None
-        parts.append(re.compile(_GROUP_NAME).sub("(?:", regex.pattern))
-        flags |= regex.flags
-    if not parts:
+        if regex.flags & ~re.UNICODE:  # (pathspec compiles without flags)
+            return None
+        out.append(regex.pattern)
+    return out
+
+
+def _quick_test(
+    lines: Sequence[str], spec: pathspec.GitIgnoreSpec | None = None
+) -> Callable[[str], object] | None:
+    """A test that answers None for most paths that match no pattern of ``lines``.
+
+    Most paths match no pattern; this tells so in a fraction of what asking pathspec pattern by
+    pattern costs, and pathspec decides only for the few paths that match something (it is
+    compiled only then). The patterns that name one component (most of a ``.gitignore``) are
+    tested by :func:`_components`, the others by one regex. Built from pathspec's regex texts,
+    translated from the lines, or taken from ``spec`` when it is compiled already.
+    """
+    to_regex = _to_regex() if spec is None else None
+    texts: list[str] | None
+    if to_regex is not None:
+        texts = []
+        for line in lines:
+            translated, include = to_regex(line)
+            if translated is not None and include is not None:
+                texts.append(translated)
+    else:
+        texts = _regexes(spec if spec is not None else _compile(lines))
+    if not texts:
         return None
-    anchored = all(p.startswith("^") for p in parts)
+    parts: list[str] = []
+    names: list[str] = []
+    flags = 0
+    for regex_text in texts:
+        text = re.sub(_GROUP_NAME, "(?:", regex_text)
+        part = _component(text)
+        if part is None:
+            parts.append(text)
+        else:
+            names.append(part)
     try:
-        combined = re.compile("|".join(f"(?:{p})" for p in parts), flags)
+        names_, ends, starts, in_name = _components(names, flags)
+        begins, first, second = _anchored(parts, flags)
     except re.error:
         return None
-    return combined.match if anchored else combined.search
+
+    def name(c: str) -> bool:
+        return (
+            c in names_
+            or c.endswith(ends)
+            or c.startswith(starts)
+            or (in_name is not None and in_name(c) is not None)
+        )
+
+    parents: dict[str, bool] = {}
+
+    def test(path: str) -> object:
+        """True: some pattern may match ``path``; None: none does. A walk tests the entries
+        of one directory in a row: the verdicts on the last parents are kept."""
+        parent, _, last = path.rstrip("/").rpartition("/")
+        if name(last):
+            return True
+        if parent:
+            hit = parents.get(parent)
+            if hit is None:
+                if len(parents) >= 256:
+                    parents.clear()
+                hit = parents[parent] = any(name(c) for c in parent.split("/"))
+            if hit:
+                return True
+        if first is not None and path.startswith(begins) and first(path) is not None:
+            return True
+        if second is not None and second(path) is not None:
+            return True
+        return None
+
+    return test
 
 
-@dataclass(frozen=True, slots=True)
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def _literal_prefix(regex: str) -> str:
+    """The characters that every match of ``regex`` (anchored: ``^`` first) starts with."""
+    out: list[str] = []
+    i = 1
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\" and i + 1 < len(regex) and not regex[i + 1].isalnum():
+            out.append(regex[i + 1])
+            i += 2
+        elif c in _META:
+            break
+        else:
+            out.append(c)
+            i += 1
+    if i < len(regex) and regex[i] in "*?{":  # the last character may repeat or be missing
+        out = out[:-1]
+    return "".join(out)
+
+
+def _anchored(
+    parts: list[str], flags: int
+) -> tuple[tuple[str, ...], Callable[[str], object] | None, Callable[[str], object] | None]:
+    """The patterns with a slash (``/build-*``, ``doc/*.txt``): the literal starts of those
+    anchored to one (most), one regex for those (tried only on a path that starts so), one
+    regex for the others."""
+    prefixed: list[str] = []
+    starts: list[str] = []
+    other: list[str] = []
+    for p in parts:
+        lead = _literal_prefix(p) if p.startswith("^") and not flags & re.IGNORECASE else ""
+        if lead:
+            prefixed.append(p)
+            starts.append(lead)
+        else:
+            other.append(p)
+    first = re.compile("|".join(f"(?:{p})" for p in prefixed), flags).match if prefixed else None
+    second = None
+    if other:
+        rx = re.compile("|".join(f"(?:{p})" for p in other), flags)
+        second = rx.match if all(p.startswith("^") for p in other) else rx.search
+    return tuple(starts), first, second
+
+
 class _Level:
-    base: str  # directory of the patterns, relative to the top, "" for the top, no trailing "/"
-    spec: pathspec.GitIgnoreSpec
-    quick: Callable[[str], object] | None = field(default=None, compare=False)
-    # where the patterns came from, for ``-v``: a label, and the lines as read (patterns of the
-    # level's own file first; ``own`` of them: the rest are exclude patterns)
-    source: str = field(default="", compare=False)
-    lines: Sequence[str] = field(default=(), compare=False)
-    own: int | None = field(default=None, compare=False)
+    """The patterns of one ignore file, for paths under ``base`` (relative to the top, "" for
+    the top, no trailing "/"): pathspec compiles them when the quick test first says maybe.
+    ``source``, ``lines`` and ``own`` say where they came from, for ``-v``: a label, and the
+    lines as read (patterns of the level's own file first; ``own`` of them: the rest are
+    exclude patterns)."""
 
-    @classmethod
-    def of(
-        cls,
+    __slots__ = ("_spec", "base", "cut", "lines", "own", "patterns", "quick", "source")
+
+    def __init__(
+        self,
         base: str,
-        spec: pathspec.GitIgnoreSpec,
+        patterns: Sequence[str],
         source: str = "",
         lines: Sequence[str] = (),
         own: int | None = None,
-    ) -> _Level:
-        return cls(base, spec, _quick_test(spec), source, lines, own)
+    ) -> None:
+        self.base = base
+        self.cut = base + "/" if base else ""  # what a path under it starts with
+        self.patterns = tuple(patterns)
+        self.source, self.lines, self.own = source, lines, own
+        # compiled now only if this pathspec cannot give its regex texts without compiling
+        self._spec = None if _to_regex() is not None else _compile(self.patterns)
+        self.quick = _quick_test(self.patterns, self._spec)
+
+    @property
+    def spec(self) -> pathspec.GitIgnoreSpec:
+        if self._spec is None:
+            self._spec = _compile(self.patterns)
+        return self._spec
+
+    def verdict(self, path: str) -> bool | None:
+        """True: ignored, False: re-included (``!``), None: no pattern matches ``path``."""
+        if self.quick is not None and self.quick(path) is None:
+            return None
+        include: bool | None = self.spec.check_file(path).include
+        return include
 
     def explain(self, index: int | None, prefix: str = "") -> str:
         """``SOURCE:LINE (PATTERN)`` for the pattern at ``index`` of the spec (``-v`` only: the
@@ -181,7 +405,10 @@ class _Level:
         kept = [
             n
             for n, ln in enumerate(self.lines, 1)
-            if ln.strip() and not ln.lstrip().startswith("#") and not too_costly(ln)
+            if ln.strip()
+            and not ln.lstrip().startswith("#")
+            and not too_costly(ln)
+            and _valid_line(ln)
         ]
         number = kept[index] if index is not None and 0 <= index < len(kept) else None
         shown = f" ({pattern.strip()})" if pattern else ""
@@ -215,9 +442,9 @@ class Ignorer:
         self.warn = warn
         self.root_rel = root_rel
         self.shown = ""  # what -v lines call the scan root ("" or "src/"): the walk's prefix
-        spec = _spec(kascan_patterns, warn, "the excludes and .kascanignore")
+        own = _patterns(kascan_patterns, warn, "the excludes and .kascanignore")
         self._kascan = (
-            _Level.of(root_rel, spec, ".kascanignore", kascan_patterns, own_lines) if spec else None
+            _Level(root_rel, own, ".kascanignore", kascan_patterns, own_lines) if own else None
         )
         self._git: list[_Level] = list(git_levels)
 
@@ -240,34 +467,34 @@ class Ignorer:
             glob = global_excludes_file()
             if glob is not None:
                 lines = _read_lines(glob, warn)
-                spec = _spec(lines, warn, str(glob))
-                if spec:
-                    levels.append(_Level.of("", spec, str(glob), lines))
+                kept = _patterns(lines, warn, str(glob))
+                if kept:
+                    levels.append(_Level("", kept, str(glob), lines))
             if repo is not None:
                 exclude = repo / ".git" / "info" / "exclude"
                 lines = _read_lines(exclude, warn)
-                spec = _spec(lines, warn, str(exclude))
-                if spec:
-                    levels.append(_Level.of("", spec, str(exclude), lines))
+                kept = _patterns(lines, warn, str(exclude))
+                if kept:
+                    levels.append(_Level("", kept, str(exclude), lines))
                 # .gitignore files of the directories between the repository root and the root
                 parts = root_rel.split("/") if root_rel else []
                 for i in range(len(parts)):
                     base = "/".join(parts[:i])
                     gitignore = top / base / ".gitignore"
                     lines = _read_lines(gitignore, warn)
-                    spec = _spec(lines, warn, str(gitignore))
-                    if spec:
-                        levels.append(_Level.of(base, spec, str(gitignore), lines))
+                    kept = _patterns(lines, warn, str(gitignore))
+                    if kept:
+                        levels.append(_Level(base, kept, str(gitignore), lines))
         return cls(top, root_rel, patterns, levels, use_git, warn, own)
 
     def push(self, rel_dir: str, gitignore: Path) -> bool:
         """Add the ``.gitignore`` of ``rel_dir`` (relative to the scan root); True if added."""
         lines = _read_lines(gitignore, self.warn) if self.use_git else []
-        spec = _spec(lines, self.warn, str(gitignore)) if self.use_git else None
-        if spec is None:
+        kept = _patterns(lines, self.warn, str(gitignore)) if self.use_git else None
+        if kept is None:
             return False
         shown = f"{self.shown}{rel_dir}/.gitignore" if rel_dir else f"{self.shown}.gitignore"
-        self._git.append(_Level.of(self._top_rel(rel_dir), spec, shown, lines))
+        self._git.append(_Level(self._top_rel(rel_dir), kept, shown, lines))
         return True
 
     def pop(self) -> None:
@@ -286,13 +513,14 @@ class Ignorer:
         if self._kascan is not None and _check(self._kascan, path) is True:
             return True
         for level in reversed(self._git):
-            # _check inlined for the common case (called for every entry of a walk)
-            if level.base:
-                verdict = _check(level, path)
-            elif level.quick is not None and level.quick(path) is None:
-                continue
+            # _check inlined (called for every entry of a walk, for each level)
+            cut = level.cut
+            if cut:
+                if not path.startswith(cut):
+                    continue
+                verdict = level.verdict(path[len(cut) :])
             else:
-                verdict = level.spec.check_file(path).include
+                verdict = level.verdict(path)
             if verdict is not None:
                 return verdict
         return False
@@ -321,14 +549,11 @@ def _below(level: _Level, path: str) -> str:
 
 
 def _check(level: _Level, path: str) -> bool | None:
-    if level.base:
-        if not path.startswith(level.base + "/"):
+    if level.cut:
+        if not path.startswith(level.cut):
             return None
-        path = path[len(level.base) + 1 :]
-    if level.quick is not None and level.quick(path) is None:
-        return None
-    include: bool | None = level.spec.check_file(path).include
-    return include
+        path = path[len(level.cut) :]
+    return level.verdict(path)
 
 
 class Excluder:

@@ -29,7 +29,7 @@ def run_bench(tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.Co
 
 def rows(stdout: str) -> list[dict[str, str]]:
     out = []
-    for line in stdout.splitlines():
+    for line in stdout.split("The same runs in CPU seconds")[0].splitlines():
         if line.startswith("|") and not line.startswith(("| benchmark", "|---")):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             assert len(cells) == len(COLUMNS), line
@@ -56,6 +56,10 @@ def test_quick_bench_prints_ratios_against_ripgrep(tmp_path: Path, env: dict[str
     startup = next(r for r in table if r["name"].startswith("start-up"))
     assert re.fullmatch(r"\d+\.\d\dx", startup["ratio"])
     assert "Machine: " in proc.stdout and "cores" in proc.stdout
+    # the same runs in CPU seconds, the decoders' cost among them (kascan against itself)
+    cpu = proc.stdout.split("The same runs in CPU seconds")[1]
+    decoders = next(ln for ln in cpu.splitlines() if "every decoder off" in ln)
+    assert re.search(r"\| \d+\.\d{3} \| \d+\.\d\dx \|$", decoders), decoders
 
 
 def test_quick_bench_without_ripgrep_still_runs_kascan(tmp_path: Path, env: dict[str, str]) -> None:

@@ -224,6 +224,56 @@ def test_same_findings_with_both_engines_across_window_edges(
     assert len(findings_of(piped["python"])) == 40
 
 
+def test_line_numbers_at_window_edges_of_a_sparse_text_file(
+    run_cli: Run, tmp_path: Path, rng: random.Random
+) -> None:
+    """Keys in lines that straddle window edges, after holes and after runs without a newline
+    that span windows: every line and column as counted over the whole file, with both engines,
+    with the windows without a needle left out (the built-in rule) or all matched (a user rule
+    too)."""
+    import os
+
+    f = tmp_path / "sparse.log"
+    places = sorted(
+        [k * WINDOW - d for k in range(1, 7) for d in (OVERLAP + 7, OVERLAP, 300, 40, 0)]
+        + [rng.randrange(7 * WINDOW) for _ in range(5)]
+    )
+    keys: list[tuple[int, int]] = []  # (line, column) of each key
+    with f.open("wb") as fh:
+        pos = lines = 0
+        last_nl = -1
+        for i, at in enumerate(places):
+            if at - pos > 3 * OVERLAP and i % 3 == 0:  # a hole (NUL bytes, no newline)
+                fh.seek(at - pos - 2 * OVERLAP, os.SEEK_CUR)
+                pos = at - 2 * OVERLAP
+            if i % 3 == 1:  # a run without a newline up to the key's line
+                fill = b"y" * max(at - pos - 20, 0)
+            else:
+                words = rng.choices([b"alpha ", b"beta\n", b"gamma delta ", b"\n"], k=at - pos)
+                fill = b"".join(words)[: max(at - pos - 20, 0)]
+            fh.write(fill)
+            lines += fill.count(b"\n")
+            nl = fill.rfind(b"\n")
+            last_nl = pos + nl if nl != -1 else last_nl
+            pos += len(fill)
+            text = b"token=" + make_key(rng).encode() + b" end\n"
+            keys.append((lines + 1, pos + len(b"token=") - last_nl))
+            fh.write(text)
+            lines += 1
+            last_nl = pos + len(text) - 1
+            pos += len(text)
+        fh.seek(WINDOW, os.SEEK_CUR)  # ends in a hole
+        fh.write(b"\n")
+    user = tmp_path / "rules.toml"
+    user.write_text("[[rules]]\nid = \"other\"\nregex = 'zz_[0-9]{12}'\n")
+    for name in ENGINES:
+        for extra in ((), ("--rules", user)):
+            r = run_cli("scan", f, "-f", "json", *extra, extra_env={"KASCAN_ENGINE": name})
+            assert r.returncode == 1, r.stderr
+            got = [(x["line"], x["column"]) for x in findings_of(r)]
+            assert got == keys, (name, extra)
+
+
 def test_jobs_n_equals_jobs_1_with_both_engines(
     run_cli: Run, tmp_path: Path, rng: random.Random
 ) -> None:
@@ -280,3 +330,159 @@ def test_history_same_findings_with_both_engines(
     found = {name: findings_of(r) for name, r in outs.items()}
     assert found["hyperscan"] == found["python"]
     assert len(found["python"]) == n
+
+
+# --------------------------------------------------------------------------- windows of a stream
+
+
+def reference_windows(data: bytes, window: int) -> list[tuple[bytes, int, int, int, int]]:
+    """The windows of ``data`` as a plain read-and-copy loop cuts them (what ``iter_stream`` did
+    before it read into one buffer, left out quiet windows and counted newlines lazily):
+    (bytes, line, column, fresh, tail) of every chunk."""
+    from kascan.sources.stream import CONTEXT, _columns
+
+    out = []
+    pos = 0
+    ctx = pending = b""
+    line, column = 1, 0
+    while True:
+        block = data[pos : pos + window]
+        pos += len(block)
+        if not block:
+            if pending or not ctx:
+                out.append((ctx + pending, line, column, len(ctx), 0))
+            return out
+        pending += block
+        if len(pending) < window:
+            continue
+        cut = len(pending) - OVERLAP
+        chunk = ctx + pending
+        out.append((chunk, line, column, len(ctx), len(pending) - cut))
+        end = len(ctx) + cut
+        start = max(end - CONTEXT, 0)
+        nl = chunk.rfind(b"\n", 0, start)
+        line += chunk.count(b"\n", 0, start)
+        column = column + _columns(chunk[:start]) if nl == -1 else _columns(chunk[nl + 1 : start])
+        ctx = chunk[start:end]
+        pending = pending[cut:]
+
+
+_runs = st.one_of(
+    st.binary(max_size=300),
+    st.text(alphabet="ab é€\n\t😀", max_size=400).map(lambda s: s.encode()),
+    st.integers(1, 20000).map(lambda n: b"x" * n),  # long runs without a newline
+    st.integers(1, 20000).map(lambda n: ("é" * n).encode()[1:]),  # cut characters
+    st.integers(1, 40000).map(lambda n: -n),  # a hole of a sparse file (NUL bytes)
+    keys.map(lambda k: k.encode()),
+    keys.map(lambda k: base64.b64encode(k.encode())),
+    keys.map(lambda k: k.encode("utf-16-le")),
+)
+
+
+def _windows_of(
+    path: Path, window: int, quiet: bool, is_file: bool
+) -> list[tuple[bytes, int, int, int, int]]:
+    """``iter_stream`` over ``path`` as ``read_file`` calls it (``is_file``: the descriptor is
+    handed on, read in place), or as a stream that only ``read`` reads."""
+    import os
+
+    from kascan.sources.stream import iter_stream
+
+    fd = os.open(path, os.O_RDONLY)
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        block = os.read(fd, n) if is_file else os.pread(fd, n, pos)
+        pos += len(block)
+        return block
+
+    try:
+        return [
+            (c.data, c.line, c.column, c.fresh, c.tail)
+            for c in iter_stream(read, "f", window=window, quiet=quiet, fd=fd if is_file else None)
+        ]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("name", ENGINES)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=st.lists(_runs, max_size=24), window=st.integers(OVERLAP + 1, 4 * OVERLAP))
+def test_windows_are_the_same_however_they_are_read(
+    name: str, runs: list[bytes | int], window: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A regular file (read in place, holes skipped, newlines and columns counted again only
+    when a chunk is handed on) and a stream give exactly the windows of the plain loop, each
+    with its line and column; ``quiet`` leaves out exactly the windows without a needle."""
+    import os
+
+    from kascan.sources import stream
+
+    engine.reset()
+    os.environ["KASCAN_ENGINE"] = name
+    kept = stream._RANGES, stream._HELD, stream._HOLD_FROM
+    # past so many ranges, or held bytes, they are counted there and then
+    stream._RANGES, stream._HELD, stream._HOLD_FROM = len(runs) % 3, window * (len(runs) % 4), 64
+    try:
+        path = tmp_path_factory.mktemp("w") / "f.bin"
+        with path.open("wb") as fh:
+            for run in runs:
+                if isinstance(run, int):
+                    fh.seek(-run, os.SEEK_CUR)
+                else:
+                    fh.write(run)
+            fh.truncate()
+        data = path.read_bytes()
+        want = reference_windows(data, window)
+        quiet = [w for w in want if engine.hits(w[0])]
+        for is_file in (True, False):
+            for q in (False, True):
+                got = _windows_of(path, window, q, is_file)
+                assert got == (quiet if q else want), (is_file, q)
+    finally:
+        stream._RANGES, stream._HELD, stream._HOLD_FROM = kept
+        del os.environ["KASCAN_ENGINE"]
+        engine.reset()
+
+
+def test_windows_of_big_sparse_and_binary_files(tmp_path: Path, rng: random.Random) -> None:
+    """The same on files of many windows: holes, binary runs without a newline (kept to count
+    their characters later, or counted past a cap), cut characters, keys between them."""
+    import os
+
+    from kascan.sources import stream
+
+    kept = stream._HELD, stream._HOLD_FROM
+    stream._HELD, stream._HOLD_FROM = 3 * OVERLAP, 64
+    try:
+        for i in range(12):
+            path = tmp_path / f"f{i}.bin"
+            with path.open("wb") as fh:
+                for _ in range(rng.randint(5, 25)):
+                    kind = rng.randrange(6)
+                    if kind == 0:
+                        fh.seek(rng.randint(1, 12 * OVERLAP), os.SEEK_CUR)
+                    elif kind == 1:
+                        fh.write(rng.randbytes(rng.randint(1, 8 * OVERLAP)).replace(b"\n", b"\xff"))
+                    elif kind == 2:
+                        fh.write(("é€😀 a\n" * rng.randint(1, 3000)).encode()[rng.randrange(3) :])
+                    elif kind == 3:
+                        fh.write(b"x" * rng.randint(1, 8 * OVERLAP))
+                    else:
+                        fh.write(b" " + make_key(rng).encode() + b"\n" * rng.randrange(2))
+                fh.truncate()
+            window = rng.randint(OVERLAP + 1, 3 * OVERLAP)
+            want = reference_windows(path.read_bytes(), window)
+            assert len(want) > 3
+            quiet = [w for w in want if engine.hits(w[0])]
+            for is_file in (True, False):
+                assert _windows_of(path, window, False, is_file) == want, (i, is_file)
+                assert _windows_of(path, window, True, is_file) == quiet, (i, is_file)
+    finally:
+        stream._HELD, stream._HOLD_FROM = kept
+
+
+def test_no_needle_ends_in_a_nul_byte() -> None:
+    """What lets a hole of a sparse file go unscanned: NUL bytes end no needle."""
+    assert all(t[-1] != 0 for t in needles())

@@ -762,6 +762,27 @@ def test_a_gitignore_pattern_that_backtracks_for_hours(
     r.assert_no_leak(kept, ignored)
 
 
+def test_a_gitignore_line_pathspec_refuses_does_not_end_the_scan(
+    tmp_path: Path, run_cli: Run, keys: Callable[[int], list[str]]
+) -> None:
+    """A lone backslash (or a lone ``!``) in a scanned tree's .gitignore made pathspec raise,
+    and the whole scan ended with an internal error (exit 2): such a line is one warning and
+    not used, the file's other patterns still apply, and the scan goes on."""
+    kept, ignored = keys(2)
+    tree = tmp_path / "t"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / ".gitignore").write_text("*.log\n\\\n!\n")
+    (tree / "sub" / "app.txt").write_text(f"KEY={kept}\n")
+    (tree / "sub" / "debug.log").write_text(f"KEY={ignored}\n")
+    for jobs in ("1", "2"):
+        r = run_cli("scan", "-f", "json", "--jobs", jobs, ".", cwd=tree)
+        assert r.returncode == 1, r.output
+        assert [f["path"] for f in findings_of(r)] == ["sub/app.txt"]
+        warned = warnings_of(r)
+        assert len(warned) == 2 and all("not used: not a valid pattern" in w for w in warned)
+        r.assert_no_leak(kept, ignored)
+
+
 # corrupt compressed streams: a few bytes of magic and then anything (the zstd reader closed
 # the file it was given, so reading it again as plain bytes failed and the scan ended there)
 _CORRUPT = {

@@ -165,19 +165,22 @@ def test_warnings_and_findings_keep_their_order(tmp_path: Path, rng: random.Rand
 PATTERNS = [
     "*.log", "ignored-build/", "!keep.log", "/top", "a/**/b", "[abc]x?", "**/foo", "bar/",
     "!bar/x", "*.py[co]", "doc/*.txt", "\\#x", "build", "/dist/", "**/tmp/**", "*~", ".env*",
-    "!.env.example", "x/y/", "?",
+    "!.env.example", "x/y/", "?", ".*", "cscope.*", "*.tab.[ch]", "*.o.*", "\\#*#", "GTAGS",
+    "fit-dtb.blob*", "!.gitignore", "*.a", "tmp/", "é*", "*[.]c", "?[!x]",
 ]  # fmt: skip
 NAMES = ["a", "b", "x.log", "keep.log", "top", "foo", "bar", "x", "ax1", "doc", "y.txt", "build",
-         "dist", "tmp", "z~", ".env", ".env.example", "m.pyc", "#x", "y"]  # fmt: skip
+         "dist", "tmp", "z~", ".env", ".env.example", "m.pyc", "#x", "y", ".gitignore", "cscope.out",
+         "p.tab.c", "m.o.cmd", "#y#", "GTAGS", "fit-dtb.blob.x", "lib.a", "é1", "q.c"]  # fmt: skip
 
 
 def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
     """The one-regex prefilter may say "maybe" too often, never "no" when pathspec says yes."""
-    checked = matched = 0
+    checked = matched = skipped = 0
     for _ in range(300):
         lines = rng.sample(PATTERNS, rng.randint(1, 8))
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        quick = _quick_test(spec)
+        spec = pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")  # as kascan.ignore
+        quick = _quick_test(lines)
+        assert _quick_test(lines, spec) is not None  # (from a compiled spec too)
         assert quick is not None
         for _ in range(100):
             path = "/".join(rng.choices(NAMES, k=rng.randint(1, 4))) + rng.choice(["", "/"])
@@ -186,5 +189,8 @@ def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
             if verdict is not None:
                 matched += 1
                 assert quick(path) is not None, (lines, path)
+            elif quick(path) is None:
+                skipped += 1
     assert checked == 30_000
     assert matched > 3000  # the paths really exercise the patterns
+    assert skipped > 3000  # and the prefilter really rules paths out

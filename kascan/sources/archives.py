@@ -108,6 +108,18 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+_PROGRAMS = (b"MZ", b"\x7fELF")  # a self-extracting zip starts as a program
+_OPENS_FIRST = _FIRST | _MORE_FIRST | frozenset(p[0] for p in _PROGRAMS)
+
+
+def opens(head: bytes) -> bool:
+    """Whether :func:`iter_content` looks inside a regular file that starts with ``head``
+    (cheap: called for every file of a tree; most start with no magic's first byte)."""
+    if head[:1] and head[0] in _OPENS_FIRST:
+        return sniff(head) is not None or head.startswith(_PROGRAMS)
+    return head[257:262] == b"ustar"
+
+
 def undecided(head: bytes) -> bool:
     """True while a stream's first bytes could still turn out to be an archive."""
     if len(head) >= 262:
@@ -124,14 +136,16 @@ def undecided(head: bytes) -> bool:
 
 
 class Budget:
-    """Decompressed bytes and members left for one top-level file, nesting included."""
+    """Decompressed bytes and members left for one top-level file, nesting included; ``quiet``:
+    chunks of its members without any needle may be left out (``iter_stream``)."""
 
-    __slots__ = ("bytes_left", "exhausted", "members_left")
+    __slots__ = ("bytes_left", "exhausted", "members_left", "quiet")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, quiet: bool = False) -> None:
         self.bytes_left = limits.max_archive_bytes
         self.members_left = limits.max_members
         self.exhausted = False
+        self.quiet = quiet
 
 
 class Reader:
@@ -206,14 +220,16 @@ def iter_content(
     limits: Limits | None = DEFAULT_LIMITS,
     warn: Warn,
     fd: int | None = None,
+    quiet: bool = False,
 ) -> Iterator[Chunk]:
     """Chunks of one file or stream, looking inside it when its first bytes are an archive magic.
 
     ``fd`` is the open descriptor of a regular file (seekable: a zip is read in place); without
     it the source is a stream (stdin, a pipe) and a zip in it is buffered, up to a limit.
+    ``quiet``: chunks of a plain file without any needle may be left out (``iter_stream``).
     """
     if limits is None:
-        yield from iter_stream(read, path, by_line=by_line)
+        yield from iter_stream(read, path, by_line=by_line, quiet=quiet, fd=fd)
         return
     if fd is not None:
         head = read(WINDOW)
@@ -225,12 +241,12 @@ def iter_content(
                 break
             head += more
     kind = sniff(head)
-    if kind is None and fd is not None and head.startswith((b"MZ", b"\x7fELF")):
+    if kind is None and fd is not None and head.startswith(_PROGRAMS):
         kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is None:
-        yield from iter_stream(read, path, by_line=by_line, initial=head)
+        yield from iter_stream(read, path, by_line=by_line, initial=head, quiet=quiet, fd=fd)
         return
-    budget = Budget(limits)
+    budget = Budget(limits, quiet)
     if fd is not None:
         with open(fd, "rb", closefd=False) as fh:
             fh.seek(0)
@@ -293,7 +309,7 @@ def content_chunks(
         kind = None
     if kind is None:
         read = Reader(fh.read, head).read
-        for chunk in iter_stream(read, path, by_line=by_line):
+        for chunk in iter_stream(read, path, by_line=by_line, quiet=budget.quiet):
             yield replace(chunk, decoded=decoded) if decoded else chunk
         return
     if isinstance(fh, Reader):

@@ -46,6 +46,13 @@ class Run:
         the stages that count skips take this, so that without -v they build no line at all."""
         return self.warn if self.verbose else None
 
+    @property
+    def quiet(self) -> bool:
+        """Whether a chunk in which :mod:`kascan.engine` finds no needle can be left out: every
+        rule is the built-in one (:func:`kascan.match.fast_prefix`), so neither the matcher nor
+        a decoder could find anything in it."""
+        return all(rule.fast for rule in self.rules.rules)  # (no import here: runs per file)
+
 
 class Source:
     """One thing to scan. ``chunks`` yields its bytes (a whole object as one chunk with

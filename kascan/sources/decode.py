@@ -699,6 +699,17 @@ def _decoded_line(chunk: Chunk, out: bytes, line: int, column: int, before: int,
     )
 
 
+_LIMITS: list[Limits] = []
+
+
+def _default_limits() -> Limits:
+    if not _LIMITS:  # imported once, not per file
+        from kascan.sources.archives import DEFAULT_LIMITS
+
+        _LIMITS.append(DEFAULT_LIMITS)
+    return _LIMITS[0]
+
+
 def decode_chunks(
     chunks: Iterable[Chunk], decoders: Decoders, warn: Warn | None = None
 ) -> Iterator[Chunk]:
@@ -713,11 +724,7 @@ def decode_chunks(
         return
     b64, u16, u32 = decoders.base64, decoders.utf16, decoders.utf32
     other = decoders.percent or decoders.escapes or decoders.hex or b64
-    limits: Limits | None = None
-    if decoders.archives and b64:
-        from kascan.sources.archives import DEFAULT_LIMITS
-
-        limits = DEFAULT_LIMITS
+    limits = _default_limits() if decoders.archives and b64 else None
     for chunk in chunks:
         yield chunk
         if chunk.pinned:

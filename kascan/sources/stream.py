@@ -1,8 +1,28 @@
 """Bytes from a reader, in overlapping windows: memory stays flat and a key straddling a window
-edge is still found (the matcher reports a match only from the window where it starts fresh)."""
+edge is still found (the matcher reports a match only from the window where it starts fresh).
+
+Past its first window, a stream is read into one preallocated buffer that is reused from window
+to window (the overlap moved to its front), so a window costs one read and one pass of
+:mod:`kascan.engine`. With ``quiet`` (every rule is the built-in one, confirmed around the
+engine's hits: see :func:`kascan.match.fast_prefix`), a window in which the engine finds no
+needle at all is left out: neither the matcher nor any decoder could find anything in it. Its
+bytes are then never copied out, and its newlines are counted only when a later window is
+handed on, so a file without a key costs no newline counting. In a regular file (``fd``) those
+newlines are counted by reading the ranges that hold them again (``pread``); the ranges are
+known as the windows go by (one reverse ``memchr`` per window finds a window's last newline), so
+a long run without newlines is never read twice. Holes of a sparse file (``SEEK_DATA``) read as
+NUL bytes without being read: no needle ends in a NUL byte (:data:`kascan.engine.NUL_FREE_END`),
+so only the overlap carried into such a window is scanned.
+
+Whichever way they are read, the windows are the same bytes at the same offsets, with the same
+line and column, as a plain read-and-copy loop gives (``tests/test_engine.py`` checks it at
+window edges).
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator
 
 from kascan.model import Chunk
@@ -13,6 +33,12 @@ CONTEXT = 256  # bytes kept before each window for boundary checks and look-behi
 
 
 _PIECE = 1 << 16
+_RECOUNT = 1 << 20  # bytes per read when newlines are counted again
+_GAP = 1 << 16  # ranges with newlines closer than this are counted again as one
+_RANGES = 256  # ranges kept; past this many they are counted there and then
+_HELD = 8 << 20  # bytes of a stream kept to count their characters later (no ``fd`` to reread)
+_HOLD_FROM = 1 << 16  # spans at least this long are kept rather than decoded there and then
+_POSITIONAL = hasattr(os, "preadv") and hasattr(os, "pread")
 
 
 def _continuations(data: bytes, start: int, end: int) -> bool:
@@ -45,13 +71,256 @@ def iter_stream(
     window: int = WINDOW,
     by_line: bool = False,
     initial: bytes = b"",
+    quiet: bool = False,
+    fd: int | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of everything ``read`` returns until it returns ``b""``.
 
     With ``by_line`` (streams such as a ``kubectl logs -f`` pipe) every complete line is scanned as
     soon as it arrives; otherwise a chunk is cut every ``window`` bytes. ``initial``: bytes
     already read (e.g. to sniff an archive magic) that come before what ``read`` returns.
+    ``quiet``: a chunk without any needle of :mod:`kascan.engine` may be left out. ``fd``: the
+    regular file that ``read`` reads, positioned where ``read`` would go on: past the first
+    window it is read directly (``preadv``), its holes skipped.
     """
+    if by_line:
+        yield from _by_line(read, path, window, initial)
+        return
+    if not _POSITIONAL:  # (Windows: no preadv, no pread) read it as a stream
+        fd = None
+    need = max(window, OVERLAP + 1)  # pending bytes that make a window (tests use tiny windows)
+    pending = initial or read(window)
+    if not pending:
+        if not quiet:
+            yield Chunk(path, b"")
+        return
+    while len(pending) < need:  # most files end within their first window: one chunk, no copy
+        block = read(window)
+        if not block:
+            if not quiet or has_needle(pending):
+                yield Chunk(path, pending)
+            return
+        pending += block
+    yield from _windows(read, path, window, need, pending, quiet, fd)
+
+
+_HITS: list[Callable[[bytes], object]] = []
+
+
+def has_needle(data: bytes) -> bool:
+    """Whether :mod:`kascan.engine` finds any needle in ``data`` (remembered for the chunk)."""
+    if not _HITS:  # imported once, not per file (an import in a function costs ~1 µs)
+        from kascan.engine import hits
+
+        _HITS.append(hits)
+    return bool(_HITS[0](data))  # remembered: the matcher and the decoders ask for it next
+
+
+def _recount(fd: int, ranges: list[list[int]]) -> int:
+    """Newlines in the byte ranges ``[a, b)`` of the file ``fd``, read again."""
+    n = 0
+    for a, b in ranges:
+        while a < b:
+            piece = os.pread(fd, min(b - a, _RECOUNT), a)
+            if not piece:  # the file shrank meanwhile: what is there is counted
+                break
+            n += piece.count(b"\n")
+            a += len(piece)
+    ranges.clear()
+    return n
+
+
+def _recolumn(fd: int, spans: list[list[int]]) -> int:
+    """Characters in runs of ``[start, length, count]`` consecutive spans of the file ``fd``
+    (each span counted on its own, as it was cut), read again."""
+    n = 0
+    for at, length, count in spans:
+        for _ in range(count):
+            n += _columns(os.pread(fd, length, at))
+            at += length
+    spans.clear()
+    return n
+
+
+def _end(run: list[int]) -> int:
+    at, length, count = run
+    return at + length * count
+
+
+class _Holes:
+    """Where a regular file's holes are (``SEEK_DATA``): ``zeros(at, n)`` tells whether the ``n``
+    bytes at ``at`` all lie in one hole, with one ``lseek`` per data or hole region."""
+
+    __slots__ = ("data_until", "fd", "hole_until", "works")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.hole_until = 0  # [checked offset, hole_until) is a hole
+        self.data_until = 0  # [checked offset, data_until) holds data
+        self.works = hasattr(os, "SEEK_DATA")
+
+    def zeros(self, at: int, n: int) -> bool:
+        if at + n <= self.hole_until:
+            return True
+        if at < self.data_until or not self.works:
+            return False
+        try:
+            data = os.lseek(self.fd, at, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # a file system that cannot tell: read everything
+                self.works = False
+                return False
+            data = os.fstat(self.fd).st_size  # no data from ``at`` on: a hole up to the end
+        if data >= at + n:
+            self.hole_until = data
+            return True
+        try:
+            self.data_until = os.lseek(self.fd, data, os.SEEK_HOLE)
+        except OSError:
+            self.works = False
+        return False
+
+
+def _span_columns(buf: bytearray, view: memoryview, a: int, b: int, zeros: int) -> int:
+    """``_columns(buf[a:b])``, where ``buf[zeros:]`` is known to be NUL bytes (ASCII), without
+    copying out an ASCII span."""
+    if b <= a:
+        return 0
+    z = min(b, zeros)
+    if z <= a or (buf[a:z].isascii() if z - a <= _PIECE else buf.isascii()):
+        return b - a  # (the whole buffer ASCII: so is the span)
+    return _columns(bytes(view[a:b]))
+
+
+def _windows(
+    read: Callable[[int], bytes],
+    path: str,
+    window: int,
+    need: int,
+    first: bytes,
+    quiet: bool,
+    fd: int | None,
+) -> Iterator[Chunk]:
+    """The chunks from a first window of ``first`` (at least ``need`` bytes) on.
+
+    ``buf[:have]`` is the next chunk's data: ``fresh`` bytes already scanned (the context kept
+    before it), then the pending ones; ``buf[zeros:have]`` are NUL bytes of a hole (not read,
+    not scanned). It starts at file offset ``base``, on ``line`` at ``column``, less what is
+    still to be counted again: the newlines in ``ranges`` and the characters of ``spans``
+    (long runs without a newline), when a chunk is handed on."""
+    from kascan.engine import any_needle
+
+    have = len(first)
+    buf = bytearray(max(have, CONTEXT + OVERLAP + window))
+    view = memoryview(buf)
+    view[:have] = first
+    fresh = base = 0
+    line, column = 1, 0
+    defer = quiet and fd is not None  # newlines and characters counted later, read again
+    ranges: list[list[int]] = []  # [start, end): newlines to count
+    spans: list[list[int]] = []  # [start, length, count]: characters to count
+    held: list[bytes] = []  # a stream's spans without a newline: characters to count
+    held_bytes = 0
+    offset = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0  # where the next read goes
+    holes = _Holes(fd) if fd is not None else None
+    clean = have  # buf[clean:] is known to be NUL bytes
+    zeros = have
+    data: bytes | None = first
+    eof = False
+    try:
+        while True:
+            last = have - fresh < need  # the stream ended: the last chunk
+            if not quiet or (has_needle(data) if data is not None else any_needle(view[:zeros])):
+                if ranges or spans:
+                    assert fd is not None
+                    line += _recount(fd, ranges)
+                    column += _recolumn(fd, spans)
+                if held:
+                    column += sum(_columns(h) for h in held)
+                    held.clear()
+                    held_bytes = 0
+                if data is None:
+                    data = bytes(view[:have])
+                yield Chunk(path, data, line, column, fresh=fresh, tail=0 if last else OVERLAP)
+            data = None
+            if last:
+                return
+            end = have - OVERLAP  # scanned up to here
+            start = max(end - CONTEXT, 0)  # the next chunk begins here
+            # the line and column of buf[start]: the bytes before it are done with
+            nl = buf.rfind(b"\n", 0, min(start, zeros))
+            a = 0  # buf[a:start]: bytes of the line the next chunk starts on
+            if nl != -1:
+                if not defer:
+                    line += buf.count(b"\n", 0, nl + 1)
+                elif ranges and base - ranges[-1][1] <= _GAP:
+                    ranges[-1][1] = base + nl + 1
+                else:
+                    ranges.append([base, base + nl + 1])
+                    if len(ranges) > _RANGES:
+                        assert fd is not None
+                        line += _recount(fd, ranges)
+                column = 0  # the column starts again after the newline
+                spans.clear()
+                held.clear()
+                held_bytes = 0
+                a = nl + 1
+            span = start - a
+            if not quiet or span < _HOLD_FROM or zeros < start:  # little to look at: now
+                column += _span_columns(buf, view, a, start, zeros)
+            elif fd is not None:  # counted if a chunk is handed on before the next newline
+                if spans and spans[-1][1] == span and _end(spans[-1]) == base + a:
+                    spans[-1][2] += 1  # one more span of the same length, right after the run
+                else:
+                    spans.append([base + a, span, 1])
+                    if len(spans) > _RANGES:
+                        column += _recolumn(fd, spans)
+            elif buf.isascii():  # (the whole buffer: so is the span)
+                column += span
+            else:  # a stream's binary bytes: kept, decoded only if a chunk needs their count
+                held.append(bytes(view[a:start]))
+                held_bytes += span
+                while held_bytes > _HELD:
+                    column += _columns(held[0])
+                    held_bytes -= len(held.pop(0))
+            rest = have - start
+            view[:rest] = view[start:have]
+            have, fresh, base = rest, end - start, base + start
+            clean = max(clean, rest)
+            zeros = have
+            while have - fresh < need and not eof:  # read on until a window is pending
+                block = b"" if fd is not None else read(window)
+                if len(buf) < have + max(window, len(block)):
+                    view.release()
+                    buf.extend(bytes(have + max(window, len(block)) - len(buf)))
+                    view = memoryview(buf)
+                if holes is not None and holes.zeros(offset, window):
+                    e = min(clean, have + window)
+                    if e > have:
+                        view[have:e] = bytes(e - have)
+                    if clean <= have + window:
+                        clean = have
+                    n = window  # zeros stays: the needle check ends before these bytes
+                else:
+                    if fd is not None:
+                        n = os.preadv(fd, [view[have : have + window]], offset)
+                        eof = n < window  # a short read of a regular file: its end
+                    else:
+                        n = len(block)
+                        view[have : have + n] = block
+                        eof = not n
+                    clean = max(clean, have + n)
+                    zeros = have + n  # (after a hole in this window: everything is scanned)
+                have += n
+                offset += n
+    finally:
+        view.release()
+
+
+def _by_line(
+    read: Callable[[int], bytes], path: str, window: int, initial: bytes
+) -> Iterator[Chunk]:
+    """Chunks cut after the last complete line of what has arrived (a pipe, a terminal)."""
     ctx = b""  # already scanned bytes just before ``pending``
     pending = b""
     line, column = 1, 0  # of ctx[0]
@@ -65,16 +334,11 @@ def iter_stream(
                 yield Chunk(path, ctx + pending, line, column, fresh=len(ctx))
             return
         pending += block
-        if by_line:
-            cut = pending.rfind(b"\n") + 1
-            if cut == 0 and len(pending) < window:
-                continue
-            if cut == 0:
-                cut = max(len(pending) - OVERLAP, 1)
-        elif len(pending) < window:
+        cut = pending.rfind(b"\n") + 1
+        if cut == 0 and len(pending) < window:
             continue
-        else:
-            cut = len(pending) - OVERLAP
+        if cut == 0:
+            cut = max(len(pending) - OVERLAP, 1)
         data = ctx + pending
         yield Chunk(path, data, line, column, fresh=len(ctx), tail=len(pending) - cut)
         end = len(ctx) + cut  # scanned up to here
