@@ -46,7 +46,7 @@ from kascan.report import ReportContext, clean_context, clean_finding, clean_jso
 from kascan.report.where import (
     Where,
     advice,
-    commit_text,
+    details,
     headline,
     outside,
     repo_dir,
@@ -244,14 +244,7 @@ def _place(f: Finding, w: Where) -> str:
 
 
 def _related_message(f: Finding, w: Where) -> str:
-    parts = [f"The same key ({f.secret.redacted})"]
-    if w.member is not None:
-        parts.append(f"in archive member {w.member}")
-    if f.decoded:
-        parts.append(f"(decoded from {f.decoded})")
-    if f.commit is not None:
-        parts.append(f"in {commit_text(f)}")
-    return " ".join(parts) + "."
+    return " ".join([f"The same key ({f.secret.redacted})", *details(f, w)]) + "."
 
 
 def _related(i: int, f: Finding, w: Where, base: str) -> dict[str, object]:

@@ -124,18 +124,25 @@ def repo_dir(label: str) -> str:
     return name
 
 
-def headline(f: Finding, w: Where) -> str:
-    """The first sentence: the redacted key, where inside an archive or git object, the
-    decoding, the commit and the repository."""
-    parts = [f"Kubeadapt API key {f.secret.redacted} leaked"]
-    if w.logical:
-        parts.append(f"in {w.file}, line {f.line}, column {f.column}")
+def details(f: Finding, w: Where) -> list[str]:
+    """What a location adds to a sentence about it: the archive member, the decoding, the commit."""
+    parts = []
     if w.member is not None:
         parts.append(f"in archive member {w.member}")
     if f.decoded:
         parts.append(f"(decoded from {f.decoded})")
     if f.commit is not None:
         parts.append(f"in {commit_text(f)}")
+    return parts
+
+
+def headline(f: Finding, w: Where) -> str:
+    """The first sentence: the redacted key, where inside an archive or git object, the
+    decoding, the commit and the repository."""
+    parts = [f"Kubeadapt API key {f.secret.redacted} leaked"]
+    if w.logical:
+        parts.append(f"in {w.file}, line {f.line}, column {f.column}")
+    parts += details(f, w)
     if f.repo:
         parts.append(f"in repository {f.repo}")
     return " ".join(parts) + "."
