@@ -82,7 +82,8 @@ def test_the_git_counter_advances_with_a_real_total(tmp_path: Path, env: dict[st
     assert done == sorted(done) and done[-1] == 5001
     middle = {int(p) for _, _, p in counts} - {0, 100}
     assert len(middle) >= 2, counts  # it advances: it does not sit at 0% until it jumps
-    assert b"5001/5001 objects (100%)" in seen and b"MiB/s" in seen
+    assert b"5001/5001 objects (100%)" in seen
+    assert re.search(rb"[0-9.]+ [KMG]iB/s", seen), seen[-2000:]  # a fast machine reads GiB/s
     assert CLEAR + b"kascan: scanned 1 commit, 5000 blobs" in seen  # cleared before the summary
     assert only_clears(seen)
     for line in re.findall(rb"\r\x1b\[K(kascan: scanning [^\r]*)", seen):
