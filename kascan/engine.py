@@ -254,14 +254,30 @@ def _database(mode: Literal["block", "stream"]) -> Any:
     if db is None:
         import hyperscan
 
-        texts = needles()
-        # as escaped bytes: the literal compiler of the binding stops at a NUL
-        exprs = [b"".join(b"\\x%02x" % c for c in t) for t in texts]
         flag = hyperscan.HS_MODE_BLOCK if mode == "block" else hyperscan.HS_MODE_STREAM
-        db = hyperscan.Database(mode=flag)
-        db.compile(expressions=exprs, ids=list(range(len(texts))), elements=len(exprs), flags=0)
+        with _COMPILING:
+            compiled = _COMPILED.get(mode)
+            if compiled is None:
+                texts = needles()
+                # as escaped bytes: the literal compiler of the binding stops at a NUL
+                exprs = [b"".join(b"\\x%02x" % c for c in t) for t in texts]
+                db = hyperscan.Database(mode=flag)
+                db.compile(
+                    expressions=exprs, ids=list(range(len(texts))), elements=len(exprs), flags=0
+                )
+                _COMPILED[mode] = hyperscan.dumpb(db)
+            else:
+                # another thread compiled it: a copy of its bytes (13 µs, against 47 ms for a
+                # compile) with a scratch space of this thread's own
+                db = hyperscan.loadb(compiled, mode=flag)
+                db.scratch = hyperscan.Scratch(db)
         setattr(_LOCAL, mode, db)
     return db
+
+
+# each mode's database compiled once per process, serialized: other threads load a copy
+_COMPILED: dict[str, bytes] = {}
+_COMPILING = threading.Lock()
 
 
 def _lengths() -> tuple[int, ...]:

@@ -152,7 +152,7 @@ def test_the_same_chunks_whatever_the_reads_return(
         assert [c for c in got if c.whole or c.path] == [c for c in expected if c.whole or c.path]
         assert _windowed(got) == _windowed(expected)
         assert _found(got) == _found(expected)
-        assert (cut.blobs, cut.bytes, cut.lfs) == (whole.blobs, whole.bytes, whole.lfs)
+        assert (cut.blobs, cut.size, cut.lfs) == (whole.blobs, whole.size, whole.lfs)
     assert {oid: git_repo.git("cat-file", "-s", oid) for oid in _windowed(expected)} == {
         oid: str(len(body)) for oid, body in _windowed(expected).items()
     }

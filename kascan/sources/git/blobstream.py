@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 READ = 1 << 20  # bytes per read of the cat-file stream (at most)
 LOW = READ // 4  # a read shorter than this is followed by a nap before the next one
 NAP = 0.0005  # seconds: git fills ~0.5 MiB of the pipe meanwhile, with no wakeup per write
-# git's listing, its cat-file --batch, and the thread feeding one's ids to the other
-_Procs = tuple["subprocess.Popen[bytes]", "subprocess.Popen[bytes]", threading.Thread]
+# git's listing, its cat-file --batch processes, and the thread feeding the ids to them
+_Procs = tuple["subprocess.Popen[bytes]", list["subprocess.Popen[bytes]"], threading.Thread]
+TURN = 4096  # ids the feeder hands one cat-file before it turns to the next
 # the reader's one buffer: a record up to a window (bigger ones are streamed), then a read
 CAPACITY = WINDOW + READ + 4096
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe lets git run ahead of the parent
@@ -153,6 +154,27 @@ def object_chunks(kind: str, oid: str, data: bytes, label: str | None) -> Iterat
         yield Chunk(f"tag {tag} tagger", tagger, repo=label, commit=tagged, origin=origin)
 
 
+def readers() -> int:
+    """How many ``cat-file --batch`` processes inflate side by side: one per core, at most two
+    (``KASCAN_GIT_READERS`` sets it: 1 reads in the caller's thread, as on one core)."""
+    wanted = os.environ.get("KASCAN_GIT_READERS", "")
+    if wanted.isdigit() and 1 <= int(wanted) <= 8:
+        return int(wanted)
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+class _Counts:
+    """What one reader has seen so far (published at each read, whole at its end)."""
+
+    __slots__ = ("blobs", "bytes", "lfs", "missing", "objects")
+
+    def __init__(self) -> None:
+        self.blobs = self.bytes = self.lfs = self.missing = self.objects = 0
+
+
+_DONE = object()  # a reader thread's last item on the queue
+
+
 class BlobStream:
     """One pass over the object database's blobs; counts what it saw.
 
@@ -178,22 +200,44 @@ class BlobStream:
         self.wants = wants  # with a gate: whether a blob without it is handed on all the same
         self.label = label
         self.progress = progress
-        self.blobs = 0  # blobs read
-        self.bytes = 0  # their bytes
-        self.lfs = 0  # Git LFS pointers among them
-        self.missing = 0
-        self.objects = 0  # commits and tags read
+        self._counts: list[_Counts] = []  # one per reader
         self._listed = 0  # blob ids the feeder has passed on
         self.total: int | None = None  # objects to read, once known (the progress line's total)
         self._error: BaseException | None = None
         self._procs: _Procs | None = None  # after start()
         self._counting: subprocess.Popen[bytes] | None = None  # the progress total's listing
 
+    # what every reader saw, together
+    @property
+    def blobs(self) -> int:
+        return sum(c.blobs for c in self._counts)
+
+    @property
+    def size(self) -> int:
+        """The blobs' bytes."""
+        return sum(c.bytes for c in self._counts)
+
+    @property
+    def lfs(self) -> int:
+        return sum(c.lfs for c in self._counts)
+
+    @property
+    def missing(self) -> int:
+        return sum(c.missing for c in self._counts)
+
+    @property
+    def objects(self) -> int:
+        return sum(c.objects for c in self._counts)
+
     # -- the feeder: object list -> blob ids -> cat-file --batch --------------------------------
 
-    def _feed(self, listing: IO[bytes], sink: IO[bytes]) -> None:
+    def _feed(self, listing: IO[bytes], sinks: list[IO[bytes]]) -> None:
+        """The ids of the kinds wanted, ``TURN`` at a time to each ``cat-file`` in turn: big
+        enough runs that a delta chain's bases are mostly inflated by one process."""
         rest = b""
         kinds = self.kinds
+        turn = sent = 0
+        sink = sinks[0]
         import re
 
         # one C-level pass over each block for the ids of the kinds wanted (trees are skipped)
@@ -216,6 +260,10 @@ class BlobStream:
                     sink.write(b"\n".join(ids))
                     sink.flush()  # git starts on the first ids, not when a buffer is full
                     self._listed += len(ids) - 1
+                    sent += len(ids) - 1
+                    if sent >= TURN:
+                        turn, sent = (turn + 1) % len(sinks), 0
+                        sink = sinks[turn]
             if rest.startswith(kinds):
                 sink.write(rest.partition(b" ")[2] + b"\n")
                 self._listed += 1
@@ -223,8 +271,9 @@ class BlobStream:
         except (OSError, ValueError) as exc:  # the reader stopped early (an error, or a break)
             self._error = exc
         finally:
-            with contextlib.suppress(OSError, ValueError):
-                sink.close()
+            for each in sinks:
+                with contextlib.suppress(OSError, ValueError):
+                    each.close()
 
     def _counter(self) -> subprocess.Popen[bytes]:
         """The progress total, before the feeder knows it (its listing waits on the reads, so it
@@ -253,9 +302,11 @@ class BlobStream:
             if listing.wait() == 0 and self.total is None:
                 self.total = found
 
-    def _tick(self, blobs: int, nbytes: int) -> None:
+    def _tick(self) -> None:
         assert self.progress is not None
-        self.progress(blobs + self.objects + self.missing, self.total, nbytes)
+        counts = self._counts
+        done = sum(c.blobs + c.objects + c.missing for c in counts)
+        self.progress(done, self.total, sum(c.bytes for c in counts))
 
     def start(self) -> None:
         """Start git: the listing, ``cat-file --batch`` and the feeder thread between them.
@@ -274,22 +325,29 @@ class BlobStream:
             "--unordered",
             "--batch-check=%(objecttype) %(objectname)",
         )
+        cats: list[subprocess.Popen[bytes]] = []
         try:
-            cat = popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+            for _ in range(readers()):
+                cat = popen(repo, "cat-file", "--batch", "--buffer", stdin=subprocess.PIPE)
+                cats.append(cat)
+                assert cat.stdin is not None and cat.stdout is not None
+                with contextlib.suppress(OSError):
+                    import fcntl
+
+                    fcntl.fcntl(cat.stdout.fileno(), _F_SETPIPE_SZ, READ)
+                    # the ids too: the feeder thread wakes (and takes the GIL) once per ~20,000 ids
+                    fcntl.fcntl(cat.stdin.fileno(), _F_SETPIPE_SZ, READ)
         except BaseException:
+            for cat in cats:
+                kill(cat)
             kill(listing)
             raise
-        assert listing.stdout is not None and cat.stdin is not None and cat.stdout is not None
-        with contextlib.suppress(OSError):
-            import fcntl
-
-            fcntl.fcntl(cat.stdout.fileno(), _F_SETPIPE_SZ, READ)
-            # the ids too: the feeder thread wakes (and takes the GIL) once per ~20,000 ids
-            fcntl.fcntl(cat.stdin.fileno(), _F_SETPIPE_SZ, READ)
+        assert listing.stdout is not None
+        sinks = [cat.stdin for cat in cats if cat.stdin is not None]
         feeder = threading.Thread(
-            target=self._feed, args=(listing.stdout, cat.stdin), name="kascan-blob-ids", daemon=True
+            target=self._feed, args=(listing.stdout, sinks), name="kascan-blob-ids", daemon=True
         )
-        self._procs = (listing, cat, feeder)
+        self._procs = (listing, cats, feeder)
         feeder.start()
         self._counting = self._counter() if self.progress is not None else None
 
@@ -298,8 +356,9 @@ class BlobStream:
         if self._procs is not None:
             from kascan.sources.git.process import kill
 
-            listing, cat, _feeder = self._procs
-            kill(cat)
+            listing, cats, _feeder = self._procs
+            for cat in cats:
+                kill(cat)
             kill(listing)
             if self._counting is not None:
                 kill(self._counting)
@@ -310,21 +369,92 @@ class BlobStream:
         repo = self.repo
         self.start()
         assert self._procs is not None
-        listing, cat, feeder = self._procs
-        assert cat.stdout is not None
+        listing, cats, feeder = self._procs
         try:
-            yield from self._parse(cat.stdout.fileno())
+            if len(cats) == 1:
+                assert cats[0].stdout is not None
+                tick = self._tick if self.progress is not None else None
+                yield from self._parse(cats[0].stdout.fileno(), tick=tick)
+            else:
+                yield from self._side_by_side(cats)
             feeder.join()
             finish(repo, listing, "cat-file --batch-all-objects")
-            finish(repo, cat, "cat-file --batch")
+            for cat in cats:
+                finish(repo, cat, "cat-file --batch")
             if self._error is not None:
                 raise KascanError(f"git cat-file stopped early in {repo.display}")
+            if self.progress is not None:
+                done = self.blobs + self.objects + self.missing
+                self.progress(done, done, self.size)
         finally:
             self.stop()
 
+    def _side_by_side(self, cats: list[subprocess.Popen[bytes]]) -> Iterator[Chunk]:
+        """Each ``cat-file``'s output parsed by a thread of its own, the chunks handed to the
+        caller through one short queue (at most ``4`` chunks, each a blob up to a window or a
+        window of a bigger one, wait there: memory stays flat). git's inflating is what the
+        floor spends its time on, and two processes do it on two cores; the threads hold the
+        GIL only to parse headers (the reads and Hyperscan's scans release it). The order of
+        the chunks between the two is not fixed; the attribution sorts what it reports.
+        The progress line is drawn from the caller's thread only."""
+        import queue
+
+        items: queue.Queue[object] = queue.Queue(maxsize=4)
+        stopping = threading.Event()
+
+        def put(item: object) -> bool:
+            while not stopping.is_set():
+                with contextlib.suppress(queue.Full):
+                    items.put(item, timeout=0.1)
+                    return True
+            return False
+
+        def read(cat: subprocess.Popen[bytes]) -> None:
+            assert cat.stdout is not None
+            try:
+                for chunk in self._parse(cat.stdout.fileno()):
+                    if not put(chunk):
+                        return
+                put(_DONE)
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                put(exc)
+
+        threads = [
+            threading.Thread(target=read, args=(cat,), name=f"kascan-cat-file-{i}", daemon=True)
+            for i, cat in enumerate(cats)
+        ]
+        for thread in threads:
+            thread.start()
+        running, last = len(threads), 0.0
+        progress = self.progress
+        try:
+            while running:
+                try:
+                    item = items.get(timeout=0.05)
+                except queue.Empty:
+                    item = None
+                if progress is not None and (now := time.monotonic()) - last >= 0.05:
+                    self._tick()
+                    last = now
+                if item is None:
+                    continue
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    assert isinstance(item, Chunk)
+                    yield item
+        finally:
+            stopping.set()
+            if running:
+                self.stop()  # a reader blocked on its pipe ends with its git
+            for thread in threads:
+                thread.join(timeout=5)
+
     # -- the reader ----------------------------------------------------------------------------
 
-    def _parse(self, fd: int) -> Iterator[Chunk]:
+    def _parse(self, fd: int, tick: Callable[[], None] | None = None) -> Iterator[Chunk]:
         """``<id> blob <size>\\n<bytes>\\n`` records, read into one buffer, without a line reader.
 
         The buffer is allocated once and read into (``readv``): no new block per read, and no
@@ -340,6 +470,9 @@ class BlobStream:
         that of ``buf[0]``). A blob is handed on when the prefix starts in it, or when another
         needle does or its first bytes are an archive's and ``wants`` then says so; most blobs
         cost no search of their own, and a one-byte test rules out an archive.
+
+        What it has seen goes into a :class:`_Counts` of its own (published at each read);
+        ``tick`` is called after each read.
         """
         from collections import deque
 
@@ -366,7 +499,8 @@ class BlobStream:
         hi = 0  # end of what was read into buf
         short = False  # the last read was short: nap before the next one
         blobs = nbytes = lfs = 0
-        progress = self.progress
+        counts = _Counts()
+        self._counts.append(counts)
         try:
             while True:
                 nl = find(b"\n", pos, hi)
@@ -379,7 +513,7 @@ class BlobStream:
                             raise KascanError(
                                 f"git cat-file gave an unexpected reply in {display}"
                             ) from None
-                        self.missing += 1
+                        counts.missing += 1
                         pos = nl + 1
                         continue
                     start = nl + 1
@@ -390,7 +524,7 @@ class BlobStream:
                             blobs += 1
                             nbytes += size
                         else:
-                            self.objects += 1
+                            counts.objects += 1
                         oid = buf[pos : find(b" ", pos, nl)].decode()
                         take = min(hi - start, size)
                         head = bytes(view[start : start + take])
@@ -414,7 +548,7 @@ class BlobStream:
                     if end < hi:  # the whole record is in the buffer
                         rec, pos = pos, end + 1
                         if otype != _BLOB:
-                            self.objects += 1
+                            counts.objects += 1
                             kinds = 0
                             if stream is not None:
                                 blob_lo, blob_hi = base + start, base + end
@@ -488,15 +622,13 @@ class BlobStream:
                     hits.extend(stream.feed(view[hi : hi + got]))
                 hi += got
                 short = got < LOW
-                if progress is not None:
-                    self._tick(blobs, nbytes)
+                counts.blobs, counts.bytes, counts.lfs = blobs, nbytes, lfs
+                if tick is not None:
+                    tick()
         finally:
             if stream is not None:
                 stream.close()
-        self.blobs, self.bytes, self.lfs = blobs, nbytes, lfs
-        if progress is not None:
-            done = blobs + self.objects + self.missing
-            progress(done, done, nbytes)
+            counts.blobs, counts.bytes, counts.lfs = blobs, nbytes, lfs
 
     def _big(
         self, fd: int, first: bytes, remaining: int, oid: str, otype: int = 98

@@ -233,7 +233,7 @@ class History:
         commits, has_modules = census if census is not None else self._census()
         stats.extra["commits"] = stats.extra.get("commits", 0) + commits
         stats.extra["blobs"] = stats.extra.get("blobs", 0) + stream.blobs
-        stats.bytes += stream.bytes
+        stats.bytes += stream.size
         self._empty = commits == 0
         if self._empty:
             return
