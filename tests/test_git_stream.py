@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import random
 import subprocess
@@ -13,6 +14,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +24,7 @@ from kascan.rules import builtin_rules
 from kascan.sources.git.blobstream import READ, BlobStream
 from kascan.sources.git.repo import open_repo
 from kascan.sources.git.target import may_hide
-from tests.conftest import GitRepo
+from tests.conftest import GitRepo, Result
 
 PREFIX = b"ka_" + b"live_"
 TEXT = bytes(b"abcdefgh \n"[i % 10] for i in range(256))  # random bytes -> text without needles
@@ -171,3 +173,68 @@ def _found(chunks: list[Chunk]) -> set[tuple[str | None, str]]:
     """(object, key) of every match of the built-in rule (no decoders: the raw bytes only)."""
     found = find_candidates(chunks, builtin_rules())
     return {(c.origin, c.finding.secret.value) for c in found}
+
+
+def _many_blobs(path: Path, ks: list[str], env: dict[str, str]) -> None:
+    """A bare repository of three commits and ~13,000 blobs (more than the feeder's ``TURN``
+    per reader), keys in blobs spread over the pack, one in a blob bigger than a window and one
+    in a zip (six keys in the small blobs, a seventh in the big one, an eighth in the zip)."""
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True, env=env)
+    proc = subprocess.Popen(
+        ["git", "--git-dir", str(path), "fast-import", "--quiet"], stdin=subprocess.PIPE, env=env
+    )
+    assert proc.stdin is not None
+    w = proc.stdin.write
+    mark = 0
+
+    def blob(data: bytes) -> int:
+        nonlocal mark
+        mark += 1
+        w(b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(data), data))
+        return mark
+
+    commits: list[list[tuple[int, str]]] = []
+    for c in range(3):
+        files = []
+        for i in range(4400):
+            body = b"c%d f%d %s\n" % (c, i, os.urandom(6).hex().encode()) * 3
+            if i % 977 == 0:
+                body += f"KUBEADAPT_API_KEY={ks[(i // 977 + c) % 6]}\n".encode()
+            files.append((blob(body), f"d{i % 40}/f{i}.txt"))
+        if c == 1:
+            big = b"x" * (READ + 12345) + f"\ntoken={ks[6]}\n".encode()
+            files.append((blob(big), "big/blob.txt"))
+            files.append((blob(_zip_with(f"TOKEN={ks[7]}\n")), "dist/app.zip"))
+        commits.append(files)
+    for c, files in enumerate(commits):
+        w(b"commit refs/heads/main\ncommitter T <t@example.com> %d +0000\n" % (1700000000 + c))
+        w(b"data 3\nc%d\n" % c)
+        w(b"deleteall\n")
+        w(b"".join(b"M 100644 :%d %s\n" % (m, name.encode()) for m, name in files))
+    proc.stdin.close()
+    assert proc.wait() == 0
+
+
+def test_two_or_three_readers_find_what_one_finds(
+    tmp_path: Path,
+    env: dict[str, str],
+    run_cli: Callable[..., Result],
+    keys: Callable[[int], list[str]],
+) -> None:
+    """``cat-file`` processes side by side (``KASCAN_GIT_READERS``): the same findings, in the
+    same order, the same counts, as one reader in the caller's thread."""
+    repo = tmp_path / "many.git"
+    _many_blobs(repo, keys(8), env)
+    reports = {}
+    for n in ("1", "2", "3"):
+        res = run_cli("git", repo, "-f", "json", extra_env={"KASCAN_GIT_READERS": n})
+        assert res.returncode == 1, res.stderr
+        report = json.loads(res.stdout)
+        reports[n] = (
+            [(f["path"], f["line"], f["commit"], f["fingerprint"]) for f in report["findings"]],
+            report["summary"],
+        )
+    assert reports["1"] == reports["2"] == reports["3"]
+    paths = {p for p, *_ in reports["1"][0]}
+    assert "big/blob.txt" in paths and any(p.startswith("dist/app.zip") for p in paths)
+    assert len(reports["1"][0]) >= 8 and reports["1"][1]["blobs"] > 13000
