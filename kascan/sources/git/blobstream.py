@@ -2,8 +2,10 @@
 
 ``git cat-file --batch-all-objects --batch-check --unordered`` lists the objects in the order they
 are stored (no history walk); a feeder thread passes the blobs' ids on to ``git cat-file --batch
---buffer``, which inflates them in the child while the parent reads its output in large blocks and
-parses the headers itself. Only blobs that can hold a finding become :class:`Chunk` records: with
+--buffer`` (two of them on two cores or more, ``TURN`` ids to each in turn: the inflating is the
+floor's cost, and two processes share it; see :meth:`BlobStream._side_by_side`), which inflates them
+in the child while the parent reads its output in large blocks and parses the headers itself.
+Only blobs that can hold a finding become :class:`Chunk` records: with
 ``gate`` set (the built-in rule alone) a blob is handed on only when its bytes contain ``gate``,
 found by one streaming pass of the engine over everything read, or when ``wants`` says it may
 hide a key in another form (an archive, base64, UTF-16: the decoders' own cheap first tests).
