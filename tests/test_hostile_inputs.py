@@ -360,8 +360,14 @@ def test_crafted_floods_cost_what_plain_text_costs(
     plain.write_bytes(
         (b"lorem ipsum dolor sit amet, consectetur\n" * 30_000)[: max(len(data), 1 << 20)]
     )
-    t_plain, _ = _timed(run_cli, "scan", "--jobs", "1", "-q", plain.name, cwd=tmp_path)
-    t_crafted, r = _timed(run_cli, "scan", "--jobs", "1", "-f", "json", crafted.name, cwd=tmp_path)
+    # the best of three runs each, alternated: one whole-process run of ~0.1 s is at the mercy
+    # of the other core (CI once saw 0.49 s against 0.09 s for a flood that takes 0.12 s)
+    t_plain = t_crafted = float("inf")
+    for _ in range(3):
+        t, _r = _timed(run_cli, "scan", "--jobs", "1", "-q", plain.name, cwd=tmp_path)
+        t_plain = min(t_plain, t)
+        t, r = _timed(run_cli, "scan", "--jobs", "1", "-f", "json", crafted.name, cwd=tmp_path)
+        t_crafted = min(t_crafted, t)
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     assert t_crafted < 3, t_crafted
     assert t_crafted < 5 * t_plain, (t_crafted, t_plain)
