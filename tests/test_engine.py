@@ -380,14 +380,29 @@ _runs = st.one_of(
 
 
 def _windows_of(
-    path: Path, window: int, quiet: bool, is_file: bool
+    path: Path, window: int, quiet: bool, is_file: bool, threads: int = 1
 ) -> list[tuple[bytes, int, int, int, int]]:
     """``iter_stream`` over ``path`` as ``read_file`` calls it (``is_file``: the descriptor is
-    handed on, read in place), or as a stream that only ``read`` reads."""
+    handed on, read in place), or as a stream that only ``read`` reads. ``threads`` > 1: a
+    quiet regular file is split into that many parts of at least two windows, read side by side
+    (whatever the engine)."""
     import os
 
+    from kascan.sources import stream
     from kascan.sources.stream import iter_stream
 
+    if threads > 1:
+        kept_split, kept_env = stream.SPLIT_FROM, os.environ.get("KASCAN_FILE_THREADS")
+        stream.SPLIT_FROM = 2 * window
+        os.environ["KASCAN_FILE_THREADS"] = str(threads)
+        try:
+            return _windows_of(path, window, quiet, is_file)
+        finally:
+            stream.SPLIT_FROM = kept_split
+            if kept_env is None:
+                del os.environ["KASCAN_FILE_THREADS"]
+            else:
+                os.environ["KASCAN_FILE_THREADS"] = kept_env
     fd = os.open(path, os.O_RDONLY)
     pos = 0
 
@@ -440,6 +455,8 @@ def test_windows_are_the_same_however_they_are_read(
             for q in (False, True):
                 got = _windows_of(path, window, q, is_file)
                 assert got == (quiet if q else want), (is_file, q)
+        for threads in (2, 3):  # a big file's parts read by threads: the same quiet windows
+            assert _windows_of(path, window, True, True, threads) == quiet, threads
     finally:
         stream._RANGES, stream._HELD, stream._HOLD_FROM = kept
         del os.environ["KASCAN_ENGINE"]
@@ -479,6 +496,8 @@ def test_windows_of_big_sparse_and_binary_files(tmp_path: Path, rng: random.Rand
             for is_file in (True, False):
                 assert _windows_of(path, window, False, is_file) == want, (i, is_file)
                 assert _windows_of(path, window, True, is_file) == quiet, (i, is_file)
+            for threads in (2, 3, 4):
+                assert _windows_of(path, window, True, True, threads) == quiet, (i, threads)
     finally:
         stream._HELD, stream._HOLD_FROM = kept
 

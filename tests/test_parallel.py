@@ -194,3 +194,111 @@ def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
     assert checked == 30_000
     assert matched > 3000  # the paths really exercise the patterns
     assert skipped > 3000  # and the prefilter really rules paths out
+
+
+def test_a_big_file_read_by_threads_gives_what_one_thread_gives(
+    tmp_path: Path, rng: random.Random, run_cli: Callable[..., Result]
+) -> None:
+    """A 72 MiB file (text with multi-byte characters, a hole, a 3 MiB line without a newline
+    across a part's edge, binary runs) read in 1 to 4 parts side by side
+    (``KASCAN_FILE_THREADS``), through the real CLI: the same findings, lines and columns, in
+    the same order. Keys sit on each part's edge (where a part's first chunk starts, and where
+    its first match may start, and where its first window is read), in plain text, base64
+    and UTF-16."""
+    import base64
+
+    from kascan.sources.stream import CONTEXT, OVERLAP, WINDOW
+
+    size = 72 << 20
+    data = bytearray()
+    while len(data) < size:
+        kind = rng.randrange(4)
+        if kind == 0:
+            data += ("é€😀 text line\n" * rng.randint(1, 5000)).encode()
+        elif kind == 1:
+            data += rng.randbytes(rng.randint(1, 200_000)).replace(b"\n", b"\xff")
+        elif kind == 2:
+            data += b"\0" * rng.randint(1, 3 << 20)
+        else:
+            data += b"a = 1\n" * rng.randint(1, 20_000)
+    del data[size:]
+    windows = (size - WINDOW) // WINDOW
+    keys: list[str] = []
+
+    def plant(at: int, how: int, end: bytes = b"\n") -> None:
+        k = make_key(rng)
+        raw = [k.encode(), base64.b64encode(f"token={k}".encode()), k.encode("utf-16-le")][how]
+        data[at : at + len(raw) + 2] = b" " + raw + end
+        keys.append(k)
+
+    data[4 << 20 : 8 << 20] = bytes(4 << 20)  # a hole (below)
+    edges = sorted(
+        {
+            WINDOW - OVERLAP - CONTEXT + (j * windows // parts) * WINDOW
+            for parts in (2, 3, 4)
+            for j in range(1, parts)
+        }
+    )
+    # a 3 MiB line across the middle edge: the columns of the keys after it count from 2 MiB back
+    mid = edges[len(edges) // 2]
+    data[mid - (2 << 20) : mid + (1 << 20)] = b"\xc3\xa9" * (3 << 19)
+    for edge in edges:
+        for at in (
+            edge - 100,
+            edge + CONTEXT - 30,
+            edge + CONTEXT + 60,
+            edge + CONTEXT + OVERLAP - 20,
+        ):
+            plant(at, len(keys) % 3, b" " if edge == mid else b"\n")  # mid: one line
+    path = tmp_path / "big.bin"
+    with path.open("wb") as fh:
+        fh.write(data[: 4 << 20])
+        fh.seek(4 << 20, 1)
+        fh.write(data[8 << 20 :])
+    outs = {}
+    for threads in ("1", "2", "3", "4"):
+        res = run_cli("scan", path, "-f", "json", extra_env={"KASCAN_FILE_THREADS": threads})
+        assert res.returncode == 1, res.stderr
+        outs[threads] = [
+            (f["line"], f["column"], f["fingerprint"], f["decoded"]) for f in findings_of(res)
+        ]
+    assert outs["1"] == outs["2"] == outs["3"] == outs["4"]
+    found = {s for _l, _c, s, _d in outs["1"]}
+    assert len(found) == len(set(keys))
+
+
+def test_a_split_file_abandoned_or_truncated_half_way(tmp_path: Path, rng: random.Random) -> None:
+    """A scan that stops reading a split file half-way leaves no thread behind (they are joined
+    before the descriptor is closed); a file truncated while its parts are read ends without
+    an error or a hang, with what was found before the cut."""
+    import os
+    import threading
+
+    from kascan.sources.files import read_file
+    from kascan.sources.stream import WINDOW
+
+    path = tmp_path / "big.bin"
+    lines = [f"line {i} {'z' * 50}\n" for i in range(800_000)]  # ~48 MiB
+    for i in range(0, len(lines), 40_000):
+        lines[i] = f"k = {make_key(rng)}\n"
+    path.write_text("".join(lines))
+    os.environ["KASCAN_FILE_THREADS"] = "3"
+    try:
+        chunks = read_file(FileRef(str(path), "big.bin"), ScanStats(), print, quiet=True)
+        first = next(iter(chunks))
+        assert first.line == 1
+        chunks.close()  # type: ignore[attr-defined]
+        assert not [t for t in threading.enumerate() if t.name.startswith("kascan-part")]
+
+        warnings: list[str] = []
+        got = []
+        for chunk in read_file(
+            FileRef(str(path), "big.bin"), ScanStats(), warnings.append, quiet=True
+        ):
+            got.append(chunk.line)
+            if len(got) == 2:
+                os.truncate(path, 20 * WINDOW)
+        assert len(got) >= 2 and got[0] == 1
+        assert not [t for t in threading.enumerate() if t.name.startswith("kascan-part")]
+    finally:
+        del os.environ["KASCAN_FILE_THREADS"]

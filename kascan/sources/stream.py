@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING
 
 from kascan.model import Chunk
+
+if TYPE_CHECKING:
+    import threading
 
 WINDOW = 1 << 20  # bytes per chunk
 OVERLAP = 4096  # longest match that may straddle a window edge
@@ -101,7 +105,10 @@ def iter_stream(
                 yield Chunk(path, pending)
             return
         pending += block
-    yield from _windows(read, path, window, need, pending, quiet, fd)
+    if quiet and fd is not None and need == window:
+        yield from _split(read, path, window, pending, fd)
+    else:
+        yield from _windows(read, path, window, need, pending, quiet, fd)
 
 
 _HITS: list[Callable[[bytes], object]] = []
@@ -192,6 +199,165 @@ def _span_columns(buf: bytearray, view: memoryview, a: int, b: int, zeros: int) 
     return _columns(bytes(view[a:b]))
 
 
+SPLIT_FROM = 16 << 20  # bytes a part of a split file holds at least
+
+
+def _parts() -> int:
+    """Threads that read a big regular file's parts side by side: one per core, at most four,
+    when the engine is Hyperscan (its scans and the reads release the GIL; the fallback's
+    ``bytes.find`` does not). ``KASCAN_FILE_THREADS`` sets it (1: one thread, as before)."""
+    wanted = os.environ.get("KASCAN_FILE_THREADS", "")
+    if wanted.isdigit() and 1 <= int(wanted) <= 16:
+        return int(wanted)
+    from kascan.engine import engine_name
+
+    if engine_name() != "hyperscan":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+class _Tally:
+    """What a part of a split file counted up to its end, relative to where it began (line 1,
+    column 0): the line and column there, and the ranges and spans still to count again."""
+
+    __slots__ = ("column", "line", "ranges", "spans")
+
+    def __init__(
+        self, line: int, column: int, ranges: list[list[int]], spans: list[list[int]]
+    ) -> None:
+        self.line, self.column, self.ranges, self.spans = line, column, ranges, spans
+
+    def after(self, fd: int, line: int, column: int) -> tuple[int, int]:
+        """The line and column at this part's end, given those at its start."""
+        if self.ranges or self.spans:  # counted again only when a later part hands on a chunk
+            self.line += _recount(fd, self.ranges)
+            self.column += _recolumn(fd, self.spans)
+        if self.line > 1:
+            return line + self.line - 1, self.column
+        return line, column + self.column
+
+
+def _moved(chunk: Chunk, line: int, column: int) -> Chunk:
+    """A part's chunk (its line and column counted from the part's start, at ``line`` and
+    ``column``) with its place in the file."""
+    from dataclasses import replace
+
+    if chunk.line > 1:
+        return replace(chunk, line=line + chunk.line - 1)
+    return replace(chunk, line=line, column=column + chunk.column)
+
+
+def _no_read(_n: int) -> bytes:  # pragma: no cover - a part reads its file in place
+    return b""
+
+
+def _split(
+    read: Callable[[int], bytes], path: str, window: int, first: bytes, fd: int
+) -> Iterator[Chunk]:
+    """A big regular file's quiet windows (:func:`_windows`), its parts read by threads side by
+    side: the caller's thread reads the first part and hands on its chunks as they come; each
+    other part is read by a thread of its own into a queue of a few chunks, handed on when the
+    parts before it are done, with its lines and columns moved by theirs (counted again only
+    then). The same chunks, in the same order, with the same lines and columns as one thread.
+
+    After the first window every chunk starts ``window`` bytes after the one before it (one read
+    a chunk, holes included), so the parts begin at chunk starts computed in advance; a part is
+    handed the bytes the chunk before it carries on (read again: ``CONTEXT + OVERLAP``)."""
+    have = len(first)
+    try:
+        size = os.fstat(fd).st_size
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        size = offset = -1
+    windows = (size - have) // window  # full windows after the first one
+    parts = min(_parts(), windows * window // SPLIT_FROM) if offset == have else 1
+    if parts < 2 or windows < 2 * parts:
+        yield from _windows(read, path, window, window, first, True, fd)
+        return
+    import queue
+    import threading
+
+    # chunk k (k >= 1) starts at have - OVERLAP - CONTEXT + (k - 1) * window (k >= 2: the first
+    # chunk's context may be shorter than CONTEXT); part j begins at chunk 1 + j * windows // parts
+    starts = [have - OVERLAP - CONTEXT + (j * windows // parts) * window for j in range(1, parts)]
+    cancel = threading.Event()
+    queues: list[queue.Queue[tuple[str, object]]] = [queue.Queue(maxsize=4) for _ in starts]
+
+    def part(j: int) -> None:
+        q = queues[j]
+
+        def put(kind: str, item: object) -> bool:
+            while not cancel.is_set():
+                try:
+                    q.put((kind, item), timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            at = starts[j]
+            stop = starts[j + 1] if j + 1 < len(starts) else None
+            carried = os.pread(fd, CONTEXT + OVERLAP, at)
+            if len(carried) < CONTEXT + OVERLAP:  # the file shrank while it was read
+                put("end", None)
+                return
+            windows = _windows(
+                _no_read, path, window, window, carried, True, fd, at=at, stop=stop, cancel=cancel
+            )
+            while True:
+                try:
+                    chunk = next(windows)
+                except StopIteration as done:
+                    put("end", done.value)
+                    return
+                if not put("chunk", chunk):
+                    windows.close()
+                    return
+        except BaseException as exc:  # raised in the caller's thread, in its place
+            put("error", exc)
+
+    from kascan.engine import engine_name
+
+    engine_name()  # chosen once, before the threads ask
+    threads = [
+        threading.Thread(target=part, args=(j,), name=f"kascan-part-{j + 1}", daemon=True)
+        for j in range(len(starts))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        tally = yield from _windows(read, path, window, window, first, True, fd, stop=starts[0])
+        line, column = 1, 0  # where the parts in ``behind`` begin
+        behind = [tally]  # parts whose counts are not yet added to line and column
+        for q in queues:
+            if behind and behind[-1] is None:
+                return  # a part before this one ended the file (it shrank while read)
+            while True:
+                kind, item = q.get()
+                if kind == "error":
+                    assert isinstance(item, BaseException)
+                    raise item
+                if kind == "end":
+                    assert item is None or isinstance(item, _Tally)
+                    behind.append(item)
+                    break
+                for done in behind:
+                    assert done is not None
+                    line, column = done.after(fd, line, column)
+                behind.clear()
+                assert isinstance(item, Chunk)
+                yield _moved(item, line, column)
+    finally:
+        cancel.set()  # a scan abandoned half-way: the threads stop within a window
+        for thread in threads:
+            thread.join()
+
+
 def _windows(
     read: Callable[[int], bytes],
     path: str,
@@ -200,8 +366,18 @@ def _windows(
     first: bytes,
     quiet: bool,
     fd: int | None,
-) -> Iterator[Chunk]:
+    *,
+    at: int | None = None,
+    stop: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Generator[Chunk, None, _Tally | None]:
     """The chunks from a first window of ``first`` (at least ``need`` bytes) on.
+
+    A part of a file split for threads (:func:`_parts`): ``at``, the file offset of a chunk's
+    start, where ``first`` holds the bytes that the chunk before it hands on (``CONTEXT +
+    OVERLAP``), and the next window is read from there on; ``stop``, the offset of a later
+    chunk's start: the windows end before it, and what they counted up to it is returned (the
+    line and column relative to where they began, 1 and 0, and what is still to count again).
 
     ``buf[:have]`` is the next chunk's data: ``fresh`` bytes already scanned (the context kept
     before it), then the pending ones; ``buf[zeros:have]`` are NUL bytes of a hole (not read,
@@ -215,20 +391,56 @@ def _windows(
     view = memoryview(buf)
     view[:have] = first
     fresh = base = 0
+    if at is not None:  # a part's first chunk: the carried bytes, then a window read
+        fresh, base = CONTEXT, at
     line, column = 1, 0
     defer = quiet and fd is not None  # newlines and characters counted later, read again
     ranges: list[list[int]] = []  # [start, end): newlines to count
     spans: list[list[int]] = []  # [start, length, count]: characters to count
     held: list[bytes] = []  # a stream's spans without a newline: characters to count
     held_bytes = 0
-    offset = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0  # where the next read goes
+    if at is not None:
+        offset = at + have  # (never the descriptor's position: another part's lseek moves it)
+    elif stop is not None:  # a split file's first part: its threads have started
+        offset = have
+    else:
+        offset = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0  # where the next read goes
     holes = _Holes(fd) if fd is not None else None
     clean = have  # buf[clean:] is known to be NUL bytes
     zeros = have
-    data: bytes | None = first
+    data: bytes | None = first if at is None else None
     eof = False
+    reading = at is not None  # a part begins by reading its first window
     try:
         while True:
+            if cancel is not None and cancel.is_set():
+                return None
+            while reading and have - fresh < need and not eof:  # read on: a window pending
+                block = b"" if fd is not None else read(window)
+                if len(buf) < have + max(window, len(block)):
+                    view.release()
+                    buf.extend(bytes(have + max(window, len(block)) - len(buf)))
+                    view = memoryview(buf)
+                if holes is not None and holes.zeros(offset, window):
+                    e = min(clean, have + window)
+                    if e > have:
+                        view[have:e] = bytes(e - have)
+                    if clean <= have + window:
+                        clean = have
+                    n = window  # zeros stays: the needle check ends before these bytes
+                else:
+                    if fd is not None:
+                        n = os.preadv(fd, [view[have : have + window]], offset)
+                        eof = n < window  # a short read of a regular file: its end
+                    else:
+                        n = len(block)
+                        view[have : have + n] = block
+                        eof = not n
+                    clean = max(clean, have + n)
+                    zeros = have + n  # (after a hole in this window: everything is scanned)
+                have += n
+                offset += n
+            reading = True
             last = have - fresh < need  # the stream ended: the last chunk
             if not quiet or (has_needle(data) if data is not None else any_needle(view[:zeros])):
                 if ranges or spans:
@@ -244,7 +456,7 @@ def _windows(
                 yield Chunk(path, data, line, column, fresh=fresh, tail=0 if last else OVERLAP)
             data = None
             if last:
-                return
+                return None
             end = have - OVERLAP  # scanned up to here
             start = max(end - CONTEXT, 0)  # the next chunk begins here
             # the line and column of buf[start]: the bytes before it are done with
@@ -288,31 +500,8 @@ def _windows(
             have, fresh, base = rest, end - start, base + start
             clean = max(clean, rest)
             zeros = have
-            while have - fresh < need and not eof:  # read on until a window is pending
-                block = b"" if fd is not None else read(window)
-                if len(buf) < have + max(window, len(block)):
-                    view.release()
-                    buf.extend(bytes(have + max(window, len(block)) - len(buf)))
-                    view = memoryview(buf)
-                if holes is not None and holes.zeros(offset, window):
-                    e = min(clean, have + window)
-                    if e > have:
-                        view[have:e] = bytes(e - have)
-                    if clean <= have + window:
-                        clean = have
-                    n = window  # zeros stays: the needle check ends before these bytes
-                else:
-                    if fd is not None:
-                        n = os.preadv(fd, [view[have : have + window]], offset)
-                        eof = n < window  # a short read of a regular file: its end
-                    else:
-                        n = len(block)
-                        view[have : have + n] = block
-                        eof = not n
-                    clean = max(clean, have + n)
-                    zeros = have + n  # (after a hole in this window: everything is scanned)
-                have += n
-                offset += n
+            if stop is not None and base >= stop:  # the next part's first chunk begins here
+                return _Tally(line, column, ranges, spans)
     finally:
         view.release()
 
