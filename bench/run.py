@@ -583,6 +583,10 @@ NO_DECODERS = ["--no-archives", "--no-base64", "--no-utf16", "--no-utf32", "--no
                "--no-escapes", "--no-hex"]  # fmt: skip
 # kascan of this checkout as a reference command (started as the measured runs are, minus the
 # peak-RSS wrapper)
+FLOOR = [sys.executable, str(HERE / "floor.py")]  # the least a Python process must do
+FLOOR_TREE = "python floor: scandir, one read, find; 2 processes, no ignores"
+FLOOR_FILE = "python floor: preadv + Hyperscan (prefix only), 2 threads"
+START_UP = "kascan scan of an empty directory (start-up)"
 KASCAN = [
     "env",
     f"PYTHONPATH={ROOT}",
@@ -590,6 +594,12 @@ KASCAN = [
     "-c",
     "import sys; sys.argv[0] = 'kascan'; from kascan.cli import main; main()",
 ]
+
+
+def _empty_dir(base: Path) -> Path:
+    empty = base / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
+    return empty
 
 
 def run_once(
@@ -884,6 +894,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         DECODERS_OFF,
                         [*KASCAN, "scan", *NO_DECODERS, str(tree.path), *jobs],
                     ),
+                    (FLOOR_TREE, [*FLOOR, "tree", str(tree.path), "2"]),
+                    (START_UP, [*KASCAN, "scan", str(_empty_dir(base))]),
                 ],
                 targets={} if quick else {"rg -F ka_live_": 1.5, "rg -uuu -a -F ka_live_": 1.2},
                 expect=tree.planted,
@@ -916,7 +928,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Bench(
                     name,
                     ["scan", str(path), *jobs],
-                    [("rg -a -F ka_live_", ["rg", "-a", "-F", "ka_live_", str(path)])],
+                    [
+                        ("rg -a -F ka_live_", ["rg", "-a", "-F", "ka_live_", str(path)]),
+                        (FLOOR_FILE, [*FLOOR, "file", str(path), "2"]),
+                    ],
                     targets={"rg -a -F ka_live_": 2.0},
                     expect=nkeys,
                 )

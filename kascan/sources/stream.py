@@ -222,7 +222,9 @@ def _parts() -> int:
 
 class _Tally:
     """What a part of a split file counted up to its end, relative to where it began (line 1,
-    column 0): the line and column there, and the ranges and spans still to count again."""
+    column 0): the line and column there, and the ranges and spans still to count again. Each
+    is counted again only when a later part hands on a chunk that needs it: its lines always,
+    its characters only for a chunk on the line that runs on into that part."""
 
     __slots__ = ("column", "line", "ranges", "spans")
 
@@ -231,24 +233,47 @@ class _Tally:
     ) -> None:
         self.line, self.column, self.ranges, self.spans = line, column, ranges, spans
 
-    def after(self, fd: int, line: int, column: int) -> tuple[int, int]:
-        """The line and column at this part's end, given those at its start."""
-        if self.ranges or self.spans:  # counted again only when a later part hands on a chunk
+    def newlines(self, fd: int) -> int:
+        if self.ranges:
             self.line += _recount(fd, self.ranges)
+        return self.line - 1
+
+    def characters(self, fd: int) -> int:
+        """Characters after the part's last newline (or in all of it)."""
+        if self.spans:
             self.column += _recolumn(fd, self.spans)
-        if self.line > 1:
-            return line + self.line - 1, self.column
-        return line, column + self.column
+        return self.column
 
 
-def _moved(chunk: Chunk, line: int, column: int) -> Chunk:
-    """A part's chunk (its line and column counted from the part's start, at ``line`` and
-    ``column``) with its place in the file."""
-    from dataclasses import replace
+class _Place:
+    """Where the next part of a split file begins: its line, and the parts whose characters
+    after their last newline add up to its column (counted only when asked)."""
 
-    if chunk.line > 1:
-        return replace(chunk, line=line + chunk.line - 1)
-    return replace(chunk, line=line, column=column + chunk.column)
+    __slots__ = ("columns", "fd", "line")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.line = 1
+        self.columns: list[_Tally] = []
+
+    def add(self, part: _Tally) -> None:
+        """Move past ``part``."""
+        n = part.newlines(self.fd)
+        self.line += n
+        if n:
+            self.columns = [part]
+        else:
+            self.columns.append(part)
+
+    def moved(self, chunk: Chunk) -> Chunk:
+        """A chunk of the next part (its line and column counted from the part's start) with
+        its place in the file."""
+        from dataclasses import replace
+
+        if chunk.line > 1:
+            return replace(chunk, line=self.line + chunk.line - 1)
+        column = sum(part.characters(self.fd) for part in self.columns)
+        return replace(chunk, line=self.line, column=column + chunk.column)
 
 
 def _no_read(_n: int) -> bytes:  # pragma: no cover - a part reads its file in place
@@ -332,8 +357,8 @@ def _split(
         thread.start()
     try:
         tally = yield from _windows(read, path, window, window, first, True, fd, stop=starts[0])
-        line, column = 1, 0  # where the parts in ``behind`` begin
-        behind = [tally]  # parts whose counts are not yet added to line and column
+        place = _Place(fd)  # where the parts in ``behind`` begin
+        behind = [tally]  # parts not yet added to the place
         for q in queues:
             if behind and behind[-1] is None:
                 return  # a part before this one ended the file (it shrank while read)
@@ -348,10 +373,10 @@ def _split(
                     break
                 for done in behind:
                     assert done is not None
-                    line, column = done.after(fd, line, column)
+                    place.add(done)
                 behind.clear()
                 assert isinstance(item, Chunk)
-                yield _moved(item, line, column)
+                yield place.moved(item)
     finally:
         cancel.set()  # a scan abandoned half-way: the threads stop within a window
         for thread in threads:
