@@ -240,9 +240,7 @@ def _regexes(spec: pathspec.GitIgnoreSpec) -> list[str] | None:
     return out
 
 
-def _quick_test(
-    lines: Sequence[str], spec: pathspec.GitIgnoreSpec | None = None
-) -> Callable[[str], object] | None:
+def _quick_test(lines: Sequence[str], spec: pathspec.GitIgnoreSpec | None = None) -> _Quick | None:
     """A test that answers None for most paths that match no pattern of ``lines``.
 
     Most paths match no pattern; this tells so in a fraction of what asking pathspec pattern by
@@ -274,42 +272,119 @@ def _quick_test(
         else:
             names.append(part)
     try:
-        names_, ends, starts, in_name = _components(names, flags)
-        begins, first, second = _anchored(parts, flags)
+        return _Quick(*_components(names, flags), *_anchored(parts, flags))
     except re.error:
         return None
 
-    def name(c: str) -> bool:
+
+class _Quick:
+    """One ignore file's quick test (see :func:`_quick_test`): a call answers True (some
+    pattern may match the path) or None (none does)."""
+
+    __slots__ = (
+        "_partial", "begins", "ends", "first", "in_name", "names", "parents", "second", "starts",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        names: frozenset[str],
+        ends: tuple[str, ...],
+        starts: tuple[str, ...],
+        in_name: Callable[[str], object] | None,
+        begins: tuple[str, ...],
+        first: Callable[[str], object] | None,
+        second: Callable[[str], object] | None,
+    ) -> None:
+        self.names, self.ends, self.starts, self.in_name = names, ends, starts, in_name
+        self.begins, self.first, self.second = begins, first, second
+        self.parents: dict[str, bool] = {}  # verdicts on the last parents (a walk's entries)
+        self._partial: Callable[..., object] | bool | None = None  # see _none_below
+
+    def name(self, c: str) -> bool:
+        """Whether a pattern that names one component may match the component ``c``."""
         return (
-            c in names_
-            or c.endswith(ends)
-            or c.startswith(starts)
-            or (in_name is not None and in_name(c) is not None)
+            c in self.names
+            or c.endswith(self.ends)
+            or c.startswith(self.starts)
+            or (self.in_name is not None and self.in_name(c) is not None)
         )
 
-    parents: dict[str, bool] = {}
+    def parent(self, parent: str) -> bool:
+        """Whether such a pattern may match a component of ``parent`` ("a/b", no "/" last)."""
+        hit = self.parents.get(parent)
+        if hit is None:
+            if len(self.parents) >= 256:
+                self.parents.clear()
+            hit = self.parents[parent] = any(self.name(c) for c in parent.split("/"))
+        return hit
 
-    def test(path: str) -> object:
-        """True: some pattern may match ``path``; None: none does. A walk tests the entries
-        of one directory in a row: the verdicts on the last parents are kept."""
+    def __call__(self, path: str) -> object:
+        """True: some pattern may match ``path``; None: none does."""
         parent, _, last = path.rstrip("/").rpartition("/")
-        if name(last):
+        if self.name(last):
             return True
-        if parent:
-            hit = parents.get(parent)
-            if hit is None:
-                if len(parents) >= 256:
-                    parents.clear()
-                hit = parents[parent] = any(name(c) for c in parent.split("/"))
-            if hit:
-                return True
-        if first is not None and path.startswith(begins) and first(path) is not None:
+        if parent and self.parent(parent):
             return True
+        first = self.first
+        if first is not None and path.startswith(self.begins) and first(path) is not None:
+            return True
+        second = self.second
         if second is not None and second(path) is not None:
             return True
         return None
 
-    return test
+    def names_only(self, directory: str) -> bool:
+        """Whether, for the entries of ``directory`` ("" or "a/b/"), only the patterns that name
+        one component can say maybe: no pattern with a slash can match below it (none starts
+        as a path there can), none matches a component of it."""
+        if self.second is not None and not self._none_below(directory):
+            return False
+        if directory and self.parent(directory[:-1]):
+            return False
+        if self.first is None:
+            return True
+        return not any(b.startswith(directory) or directory.startswith(b) for b in self.begins)
+
+    def _none_below(self, directory: str) -> bool:
+        """Whether the patterns with a slash but no literal start (``/*.log``) can match no path
+        that starts with ``directory``: their regex (anchored) cannot match anything that
+        starts so (a partial match, with the ``regex`` module; unanchored ones: unknown)."""
+        if self._partial is None:
+            self._partial = False
+            second = self.second
+            pattern = getattr(getattr(second, "__self__", None), "pattern", None)
+            if getattr(second, "__name__", "") == "match" and isinstance(pattern, str):
+                import contextlib
+
+                import regex
+
+                with contextlib.suppress(regex.error):
+                    self._partial = regex.compile(pattern).match
+        partial = self._partial
+        if partial is False or partial is True:
+            return False
+        return partial(directory, partial=True) is None
+
+
+def _any_name(tests: Sequence[_Quick]) -> Callable[[str], bool]:
+    """``any(t.name(c) for t in tests)`` in one test: their names, suffixes and prefixes
+    merged."""
+    if len(tests) == 1:
+        return tests[0].name
+    names = frozenset().union(*(t.names for t in tests))
+    ends = tuple(e for t in tests for e in t.ends)
+    starts = tuple(b for t in tests for b in t.starts)
+    regexes = tuple(t.in_name for t in tests if t.in_name is not None)
+
+    def name(c: str) -> bool:
+        return (
+            c in names
+            or c.endswith(ends)
+            or c.startswith(starts)
+            or any(r(c) is not None for r in regexes)
+        )
+
+    return name
 
 
 _META = frozenset(".^$*+?{}[]\\|()")
@@ -525,6 +600,39 @@ class Ignorer:
                 return verdict
         return False
 
+    def in_directory(self, rel_dir: str) -> Callable[[str, bool], bool]:
+        """:meth:`ignored` for the entries of one directory (``rel_dir``: relative to the scan
+        root, "" or ending in "/"), as ``check(name, is_dir)``. Where only the patterns that
+        name one component can match below the directory (most directories), one merged test
+        of an entry's name tells that it is not ignored (most entries), and :meth:`ignored`
+        decides the rest. Made after the directory's own ignore file is pushed, used before its
+        levels are popped (the walk's stack)."""
+        path_dir = (self.root_rel + "/" if self.root_rel else "") + rel_dir
+        ignored = self.ignored
+
+        def exact(name: str, is_dir: bool) -> bool:
+            return ignored(rel_dir + name, is_dir)
+
+        tests: list[_Quick] = []
+        for level in [self._kascan, *self._git] if self._kascan is not None else self._git:
+            cut = level.cut
+            if cut and not path_dir.startswith(cut):
+                if cut.startswith(path_dir):  # (applies to some entries: never pushed so)
+                    return exact
+                continue
+            quick = level.quick
+            if quick is None or not quick.names_only(path_dir[len(cut) :]):
+                return exact
+            tests.append(quick)
+        if not tests:
+            return _never
+        maybe = _any_name(tests)
+
+        def check(name: str, is_dir: bool) -> bool:
+            return maybe(name) and ignored(rel_dir + name, is_dir)
+
+        return check
+
     def explain(self, rel: str, is_dir: bool) -> str:
         """Why :meth:`ignored` said so, in words (``-v`` only: it asks pathspec again, pattern
         by pattern): ``ignored by vendor/.gitignore:3 (*.min.js)``."""
@@ -542,6 +650,10 @@ class Ignorer:
                 return f"ignored by {level.explain(index, prefix)}"
             break
         return "ignored"
+
+
+def _never(_name: str, _is_dir: bool) -> bool:
+    return False
 
 
 def _below(level: _Level, path: str) -> str:

@@ -196,6 +196,44 @@ def test_ignore_quick_test_never_hides_a_match(rng: random.Random) -> None:
     assert skipped > 3000  # and the prefilter really rules paths out
 
 
+def test_a_directory_s_ignore_check_is_the_ignorer_s(tmp_path: Path, rng: random.Random) -> None:
+    """``Ignorer.in_directory`` (one merged name test for a directory's entries, where only
+    patterns naming one component can match below it) says exactly what ``Ignorer.ignored``
+    says, for every entry, with nested ignore files, excludes and a scan root inside a
+    repository; and it does take its fast path for most directories."""
+    from kascan.ignore import Ignorer
+
+    fast = exact = 0
+    for i in range(120):
+        repo = tmp_path / f"r{i}"
+        (repo / ".git").mkdir(parents=True)
+        root = repo / rng.choice(["", "a", "a/b"])
+        chain = [""] + ["/".join(rng.choices(NAMES[:12], k=n)) for n in (1, 2, 3)]
+        chain = [c for n, c in enumerate(chain) if not n or c.startswith(chain[n - 1])]
+        for d in [repo, repo / "a", *(root / c for c in chain)]:  # the parents' files too
+            d.mkdir(parents=True, exist_ok=True)
+            if rng.random() < 0.7:
+                lines = rng.sample(PATTERNS, rng.randint(1, 6))
+                (d / ".gitignore").write_text("\n".join(lines) + "\n")
+        ignorer = Ignorer.for_root(root, rng.sample(PATTERNS, rng.randint(0, 3)))
+        dirs = []
+        for c in chain:  # the walk pushes the ignore file of each directory it enters
+            if (root / c / ".gitignore").is_file():
+                ignorer.push(c, root / c / ".gitignore")
+            dirs.append(c + "/" if c else "")
+        for rel_dir in [*dirs, "zz/", *(rng.choice(NAMES) + "/" for _ in range(3))]:
+            check = ignorer.in_directory(rel_dir)
+            if check.__name__ == "exact":
+                exact += 1
+            else:
+                fast += 1
+            for name in NAMES:
+                for is_dir in (False, True):
+                    want = ignorer.ignored(rel_dir + name, is_dir)
+                    assert check(name, is_dir) == want, (rel_dir, name, is_dir)
+    assert fast > 100 and exact > 100, (fast, exact)  # both ways taken, many times
+
+
 def test_a_big_file_read_by_threads_gives_what_one_thread_gives(
     tmp_path: Path, rng: random.Random, run_cli: Callable[..., Result]
 ) -> None:

@@ -46,7 +46,7 @@ def iter_tree(
 
     # an explicit stack rather than recursion: a file deep in the tree is yielded through one
     # generator frame, not one per directory level
-    frames: list[tuple[Iterator[os.DirEntry[str]], str, bool]] = []
+    frames: list[tuple[Iterator[os.DirEntry[str]], str, bool, Callable[[str, bool], bool]]] = []
 
     def enter(dir_fs: str, rel: str) -> None:
         try:
@@ -61,12 +61,13 @@ def iter_tree(
         pushed = False
         if ignorer is not None and any(e.name == ".gitignore" for e in entries):
             pushed = ignorer.push(rel.rstrip("/"), Path(dir_fs) / ".gitignore")
-        frames.append((iter(entries), rel, pushed))
+        check = ignorer.in_directory(rel) if ignorer is not None else _kept
+        frames.append((iter(entries), rel, pushed, check))
 
     enter(str(root), "")
     try:
         while frames:
-            entries, rel, pushed = frames[-1]
+            entries, rel, pushed, ignored = frames[-1]
             for entry in entries:
                 name = entry.name
                 if name == ".git":
@@ -91,9 +92,9 @@ def iter_tree(
                     if note is not None:
                         note(skipped(prefix + rel_path, _special(entry, follow_symlinks)))
                     continue
-                if ignorer is not None and ignorer.ignored(rel_path, is_dir):
+                if ignored(name, is_dir):
                     stats.skipped["ignored"] += 1
-                    if note is not None:
+                    if note is not None and ignorer is not None:
                         shown = prefix + rel_path + ("/" if is_dir else "")
                         note(skipped(shown, ignorer.explain(rel_path, is_dir)))
                     continue
@@ -122,9 +123,13 @@ def iter_tree(
                 if pushed and ignorer is not None:
                     ignorer.pop()
     finally:
-        for _entries, _rel, pushed in reversed(frames):  # a walk abandoned half-way
+        for _entries, _rel, pushed, _ignored in reversed(frames):  # a walk abandoned half-way
             if pushed and ignorer is not None:
                 ignorer.pop()
+
+
+def _kept(_name: str, _is_dir: bool) -> bool:
+    return False
 
 
 _LINK = "a symbolic link (followed with --follow-symlinks)"
