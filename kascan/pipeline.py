@@ -92,7 +92,10 @@ def scan_file(ref: FileRef, run: Run) -> Iterable[Candidate]:
     quiet = run.quiet
     if quiet and skim(ref, run.stats, run.limits):
         return ()
-    chunks = read_file(ref, run.stats, run.warn, archives=run.limits, note=run.note, quiet=quiet)
+    chunks = read_file(
+        ref, run.stats, run.warn, archives=run.limits, note=run.note, quiet=quiet,
+        threads=run.threads,
+    )  # fmt: skip
     if run.decoders.decoding:  # (unwrap: a file's chunks are never whole objects to open)
         chunks = decode_chunks(chunks, run.decoders, run.warn)
     found: Iterator[Candidate] = find_candidates(chunks, run.rules, run.warn)
@@ -270,7 +273,7 @@ def run(
     for msg in early:
         reporter.warn(msg)
     base = baselines_in_use(opts, sources, reporter)
-    r = make_run(opts, stats, reporter.warn)
+    r = replace(make_run(opts, stats, reporter.warn), threads=jobs)
     reporter.ctx = replace(reporter.ctx, rules=r.rules.rules)
     progress: TreeProgress | None = None
     walks = sum(isinstance(s, TreeSource) for s in sources)

@@ -300,7 +300,12 @@ def test_a_big_file_read_by_threads_gives_what_one_thread_gives(
         outs[threads] = [
             (f["line"], f["column"], f["fingerprint"], f["decoded"]) for f in findings_of(res)
         ]
-    assert outs["1"] == outs["2"] == outs["3"] == outs["4"]
+    res = run_cli("scan", path, "-f", "json", "--jobs", "1")  # one core: one thread
+    assert res.returncode == 1, res.stderr
+    outs["jobs 1"] = [
+        (f["line"], f["column"], f["fingerprint"], f["decoded"]) for f in findings_of(res)
+    ]
+    assert outs["1"] == outs["2"] == outs["3"] == outs["4"] == outs["jobs 1"]
     found = {s for _l, _c, s, _d in outs["1"]}
     assert len(found) == len(set(keys))
 
@@ -320,6 +325,9 @@ def test_a_split_file_abandoned_or_truncated_half_way(tmp_path: Path, rng: rando
     for i in range(0, len(lines), 40_000):
         lines[i] = f"k = {make_key(rng)}\n"
     path.write_text("".join(lines))
+    from kascan.sources.stream import _parts
+
+    assert _parts(1) == 1  # --jobs 1: one thread
     os.environ["KASCAN_FILE_THREADS"] = "3"
     try:
         chunks = read_file(FileRef(str(path), "big.bin"), ScanStats(), print, quiet=True)

@@ -40,7 +40,8 @@ Examples:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes that read and match a tree [default: the number of cores; 1: no workers].",
+    help="Processes that read and match a tree, threads that read one big file "
+    "[default: the number of cores; 1: no workers, one thread].",
 )
 @run_options("scan")
 def scan(

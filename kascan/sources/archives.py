@@ -221,15 +221,17 @@ def iter_content(
     warn: Warn,
     fd: int | None = None,
     quiet: bool = False,
+    threads: int | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of one file or stream, looking inside it when its first bytes are an archive magic.
 
     ``fd`` is the open descriptor of a regular file (seekable: a zip is read in place); without
     it the source is a stream (stdin, a pipe) and a zip in it is buffered, up to a limit.
-    ``quiet``: chunks of a plain file without any needle may be left out (``iter_stream``).
+    ``quiet``: chunks of a plain file without any needle may be left out, and ``threads`` read
+    a big one (``iter_stream``).
     """
     if limits is None:
-        yield from iter_stream(read, path, by_line=by_line, quiet=quiet, fd=fd)
+        yield from iter_stream(read, path, by_line=by_line, quiet=quiet, fd=fd, threads=threads)
         return
     if fd is not None:
         head = read(WINDOW)
@@ -244,7 +246,9 @@ def iter_content(
     if kind is None and fd is not None and head.startswith(_PROGRAMS):
         kind = "sfx"  # a program: a self-extracting zip if a zip ends it (else plain bytes)
     if kind is None:
-        yield from iter_stream(read, path, by_line=by_line, initial=head, quiet=quiet, fd=fd)
+        yield from iter_stream(
+            read, path, by_line=by_line, initial=head, quiet=quiet, fd=fd, threads=threads
+        )
         return
     budget = Budget(limits, quiet)
     if fd is not None:

@@ -39,6 +39,7 @@ class Run:
     # a progress line: (files of this walk read, its files once the walk has ended, else None)
     tick: Callable[[int, int | None], None] | None = None
     verbose: bool = False  # -v: each skip and drop is also a Skipped line, sent through warn
+    threads: int | None = None  # at most so many threads read one big file (--jobs; None: cores)
 
     @property
     def note(self) -> Warn | None:

@@ -170,6 +170,7 @@ def read_file(
     archives: Limits | None = None,
     note: Warn | None = None,
     quiet: bool = False,
+    threads: int | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of one file; an unreadable file is a warning and counted, never fatal.
 
@@ -178,7 +179,8 @@ def read_file(
 
     A walked file must be a regular file (opened non-blocking, so a FIFO swapped in cannot hang
     the scan); a path named on the command line may also be a pipe (``kascan scan <(cmd)``).
-    ``quiet``: chunks without any needle may be left out (see :mod:`kascan.sources.stream`).
+    ``quiet``: chunks without any needle may be left out (see :mod:`kascan.sources.stream`);
+    ``threads``: at most so many read a big file's parts side by side (None: one per core).
     """
     try:
         fd = os.open(ref.fs_path, os.O_RDONLY | (0 if explicit else os.O_NONBLOCK))
@@ -227,6 +229,7 @@ def read_file(
                 warn=warn,
                 fd=fd if regular else None,
                 quiet=quiet,
+                threads=threads,
             )
         except OSError as exc:
             stats.unreadable += 1
@@ -375,6 +378,7 @@ class FileSource(Source):
             archives=run.limits,
             note=run.note,
             quiet=run.quiet,
+            threads=run.threads,
         )
 
 

@@ -77,6 +77,7 @@ def iter_stream(
     initial: bytes = b"",
     quiet: bool = False,
     fd: int | None = None,
+    threads: int | None = None,
 ) -> Iterator[Chunk]:
     """Chunks of everything ``read`` returns until it returns ``b""``.
 
@@ -85,7 +86,8 @@ def iter_stream(
     already read (e.g. to sniff an archive magic) that come before what ``read`` returns.
     ``quiet``: a chunk without any needle of :mod:`kascan.engine` may be left out. ``fd``: the
     regular file that ``read`` reads, positioned where ``read`` would go on: past the first
-    window it is read directly (``preadv``), its holes skipped.
+    window it is read directly (``preadv``), its holes skipped, and a big one with ``quiet`` by
+    up to ``threads`` threads (:func:`_split`; None: one per core).
     """
     if by_line:
         yield from _by_line(read, path, window, initial)
@@ -106,7 +108,7 @@ def iter_stream(
             return
         pending += block
     if quiet and fd is not None and need == window:
-        yield from _split(read, path, window, pending, fd)
+        yield from _split(read, path, window, pending, fd, threads)
     else:
         yield from _windows(read, path, window, need, pending, quiet, fd)
 
@@ -202,13 +204,16 @@ def _span_columns(buf: bytearray, view: memoryview, a: int, b: int, zeros: int) 
 SPLIT_FROM = 16 << 20  # bytes a part of a split file holds at least
 
 
-def _parts() -> int:
-    """Threads that read a big regular file's parts side by side: one per core, at most four,
-    when the engine is Hyperscan (its scans and the reads release the GIL; the fallback's
-    ``bytes.find`` does not). ``KASCAN_FILE_THREADS`` sets it (1: one thread, as before)."""
+def _parts(cap: int | None = None) -> int:
+    """Threads that read a big regular file's parts side by side: one per core, at most four and
+    at most ``cap`` (``--jobs``), when the engine is Hyperscan (its scans and the reads release
+    the GIL; the fallback's ``bytes.find`` does not). ``KASCAN_FILE_THREADS`` sets it (1: one
+    thread, as before)."""
     wanted = os.environ.get("KASCAN_FILE_THREADS", "")
     if wanted.isdigit() and 1 <= int(wanted) <= 16:
         return int(wanted)
+    if cap is not None and cap <= 1:
+        return 1
     from kascan.engine import engine_name
 
     if engine_name() != "hyperscan":
@@ -217,7 +222,7 @@ def _parts() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    return max(1, min(cores, 4, cap or 4))
 
 
 class _Tally:
@@ -281,11 +286,16 @@ def _no_read(_n: int) -> bytes:  # pragma: no cover - a part reads its file in p
 
 
 def _split(
-    read: Callable[[int], bytes], path: str, window: int, first: bytes, fd: int
+    read: Callable[[int], bytes],
+    path: str,
+    window: int,
+    first: bytes,
+    fd: int,
+    threads: int | None = None,
 ) -> Iterator[Chunk]:
     """A big regular file's quiet windows (:func:`_windows`), its parts read by threads side by
     side: the caller's thread reads the first part and hands on its chunks as they come; each
-    other part is read by a thread of its own into a queue of a few chunks, handed on when the
+    other part is read by a thread of its own into a queue of two chunks, handed on when the
     parts before it are done, with its lines and columns moved by theirs (counted again only
     then). The same chunks, in the same order, with the same lines and columns as one thread.
 
@@ -299,7 +309,7 @@ def _split(
     except OSError:
         size = offset = -1
     windows = (size - have) // window  # full windows after the first one
-    parts = min(_parts(), windows * window // SPLIT_FROM) if offset == have else 1
+    parts = min(_parts(threads), windows * window // SPLIT_FROM) if offset == have else 1
     if parts < 2 or windows < 2 * parts:
         yield from _windows(read, path, window, window, first, True, fd)
         return
@@ -310,7 +320,7 @@ def _split(
     # chunk's context may be shorter than CONTEXT); part j begins at chunk 1 + j * windows // parts
     starts = [have - OVERLAP - CONTEXT + (j * windows // parts) * window for j in range(1, parts)]
     cancel = threading.Event()
-    queues: list[queue.Queue[tuple[str, object]]] = [queue.Queue(maxsize=4) for _ in starts]
+    queues: list[queue.Queue[tuple[str, object]]] = [queue.Queue(maxsize=2) for _ in starts]
 
     def part(j: int) -> None:
         q = queues[j]
@@ -349,11 +359,11 @@ def _split(
     from kascan.engine import engine_name
 
     engine_name()  # chosen once, before the threads ask
-    threads = [
+    readers = [
         threading.Thread(target=part, args=(j,), name=f"kascan-part-{j + 1}", daemon=True)
         for j in range(len(starts))
     ]
-    for thread in threads:
+    for thread in readers:
         thread.start()
     try:
         tally = yield from _windows(read, path, window, window, first, True, fd, stop=starts[0])
@@ -379,7 +389,7 @@ def _split(
                 yield place.moved(item)
     finally:
         cancel.set()  # a scan abandoned half-way: the threads stop within a window
-        for thread in threads:
+        for thread in readers:
             thread.join()
 
 
