@@ -282,7 +282,8 @@ class _Quick:
     pattern may match the path) or None (none does)."""
 
     __slots__ = (
-        "_partial", "begins", "ends", "first", "in_name", "names", "parents", "second", "starts",
+        "_partial", "begins", "ends", "first", "in_name", "leads", "names", "parents", "second",
+        "starts",
     )  # fmt: skip
 
     def __init__(
@@ -297,6 +298,7 @@ class _Quick:
     ) -> None:
         self.names, self.ends, self.starts, self.in_name = names, ends, starts, in_name
         self.begins, self.first, self.second = begins, first, second
+        self.leads = frozenset(b[0] for b in begins)  # the first characters of the starts
         self.parents: dict[str, bool] = {}  # verdicts on the last parents (a walk's entries)
         self._partial: Callable[..., object] | bool | None = None  # see _none_below
 
@@ -310,12 +312,14 @@ class _Quick:
         )
 
     def parent(self, parent: str) -> bool:
-        """Whether such a pattern may match a component of ``parent`` ("a/b", no "/" last)."""
+        """Whether such a pattern may match a component of ``parent`` ("a/b", no "/" last): the
+        verdict on its own parent (kept: a walk asks for it just before), or its last name."""
         hit = self.parents.get(parent)
         if hit is None:
             if len(self.parents) >= 256:
                 self.parents.clear()
-            hit = self.parents[parent] = any(self.name(c) for c in parent.split("/"))
+            head, _, last = parent.rpartition("/")
+            hit = self.parents[parent] = self.name(last) or (bool(head) and self.parent(head))
         return hit
 
     def __call__(self, path: str) -> object:
@@ -342,6 +346,8 @@ class _Quick:
         if directory and self.parent(directory[:-1]):
             return False
         if self.first is None:
+            return True
+        if directory and directory[0] not in self.leads:  # (most directories: no start fits)
             return True
         return not any(b.startswith(directory) or directory.startswith(b) for b in self.begins)
 
