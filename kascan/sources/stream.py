@@ -295,9 +295,10 @@ def _split(
 ) -> Iterator[Chunk]:
     """A big regular file's quiet windows (:func:`_windows`), its parts read by threads side by
     side: the caller's thread reads the first part and hands on its chunks as they come; each
-    other part is read by a thread of its own into a queue of two chunks, handed on when the
-    parts before it are done, with its lines and columns moved by theirs (counted again only
-    then). The same chunks, in the same order, with the same lines and columns as one thread.
+    other part is read by a thread of its own, its chunks queued as their places in the file
+    and read again when they are handed on, after the parts before it, with their lines and
+    columns moved by theirs (counted again only then). The same chunks, in the same order, with
+    the same lines and columns as one thread.
 
     After the first window every chunk starts ``window`` bytes after the one before it (one read
     a chunk, holes included), so the parts begin at chunk starts computed in advance; a part is
@@ -315,24 +316,24 @@ def _split(
         return
     import queue
     import threading
+    from dataclasses import replace
 
     # chunk k (k >= 1) starts at have - OVERLAP - CONTEXT + (k - 1) * window (k >= 2: the first
     # chunk's context may be shorter than CONTEXT); part j begins at chunk 1 + j * windows // parts
     starts = [have - OVERLAP - CONTEXT + (j * windows // parts) * window for j in range(1, parts)]
     cancel = threading.Event()
-    queues: list[queue.Queue[tuple[str, object]]] = [queue.Queue(maxsize=2) for _ in starts]
+    # a part's chunks wait as places (their bytes dropped, read again when handed on), so a part
+    # never waits for the parts before it and memory stays flat however many chunks wait
+    queues: list[queue.SimpleQueue[tuple[str, object]]] = [queue.SimpleQueue() for _ in starts]
 
     def part(j: int) -> None:
         q = queues[j]
 
         def put(kind: str, item: object) -> bool:
-            while not cancel.is_set():
-                try:
-                    q.put((kind, item), timeout=0.05)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            if cancel.is_set():
+                return False
+            q.put((kind, item))
+            return True
 
         try:
             at = starts[j]
@@ -341,8 +342,19 @@ def _split(
             if len(carried) < CONTEXT + OVERLAP:  # the file shrank while it was read
                 put("end", None)
                 return
+            places: list[tuple[int, int]] = []
             windows = _windows(
-                _no_read, path, window, window, carried, True, fd, at=at, stop=stop, cancel=cancel
+                _no_read,
+                path,
+                window,
+                window,
+                carried,
+                True,
+                fd,
+                at=at,
+                stop=stop,
+                cancel=cancel,
+                places=places,
             )
             while True:
                 try:
@@ -350,7 +362,7 @@ def _split(
                 except StopIteration as done:
                     put("end", done.value)
                     return
-                if not put("chunk", chunk):
+                if not put("chunk", (*places[-1], chunk)):
                     windows.close()
                     return
         except BaseException as exc:  # raised in the caller's thread, in its place
@@ -385,8 +397,10 @@ def _split(
                     assert done is not None
                     place.add(done)
                 behind.clear()
-                assert isinstance(item, Chunk)
-                yield place.moved(item)
+                assert isinstance(item, tuple)
+                at, size, chunk = item
+                data = os.pread(fd, size, at)  # the same bytes (holes read as NUL bytes)
+                yield place.moved(replace(chunk, data=data))
     finally:
         cancel.set()  # a scan abandoned half-way: the threads stop within a window
         for thread in readers:
@@ -405,6 +419,7 @@ def _windows(
     at: int | None = None,
     stop: int | None = None,
     cancel: threading.Event | None = None,
+    places: list[tuple[int, int]] | None = None,
 ) -> Generator[Chunk, None, _Tally | None]:
     """The chunks from a first window of ``first`` (at least ``need`` bytes) on.
 
@@ -412,7 +427,9 @@ def _windows(
     start, where ``first`` holds the bytes that the chunk before it hands on (``CONTEXT +
     OVERLAP``), and the next window is read from there on; ``stop``, the offset of a later
     chunk's start: the windows end before it, and what they counted up to it is returned (the
-    line and column relative to where they began, 1 and 0, and what is still to count again).
+    line and column relative to where they began, 1 and 0, and what is still to count again);
+    ``places``: where each chunk handed on starts in the file and how long it is, appended
+    before it is handed on without its bytes (read again by whoever takes it on).
 
     ``buf[:have]`` is the next chunk's data: ``fresh`` bytes already scanned (the context kept
     before it), then the pending ones; ``buf[zeros:have]`` are NUL bytes of a hole (not read,
@@ -486,7 +503,10 @@ def _windows(
                     column += sum(_columns(h) for h in held)
                     held.clear()
                     held_bytes = 0
-                if data is None:
+                if places is not None:
+                    places.append((base, have))
+                    data = b""
+                elif data is None:
                     data = bytes(view[:have])
                 yield Chunk(path, data, line, column, fresh=fresh, tail=0 if last else OVERLAP)
             data = None
