@@ -312,14 +312,23 @@ class _Quick:
         )
 
     def parent(self, parent: str) -> bool:
-        """Whether such a pattern may match a component of ``parent`` ("a/b", no "/" last): the
-        verdict on its own parent (kept: a walk asks for it just before), or its last name."""
-        hit = self.parents.get(parent)
+        """Whether such a pattern may match a component of ``parent`` ("a/b", no "/" last): its
+        last name, then the verdict on its own parent (kept: a walk asks for it just before),
+        else every component."""
+        parents = self.parents
+        hit = parents.get(parent)
         if hit is None:
-            if len(self.parents) >= 256:
-                self.parents.clear()
+            if len(parents) >= 256:
+                parents.clear()
             head, _, last = parent.rpartition("/")
-            hit = self.parents[parent] = self.name(last) or (bool(head) and self.parent(head))
+            if self.name(last):
+                hit = True
+            elif not head:
+                hit = False
+            else:  # (no recursion: a tree 1,000 directories deep must not end the scan)
+                up = parents.get(head)
+                hit = up if up is not None else any(self.name(c) for c in head.split("/"))
+            parents[parent] = hit
         return hit
 
     def __call__(self, path: str) -> object:

@@ -833,3 +833,22 @@ def test_a_base64_value_of_a_corrupt_container_is_one_finding(
     assert [(f["path"], f["line"], f["decoded"]) for f in findings_of(r)] == [
         ("secret.yaml", 2, "base64")
     ], r.stderr
+
+
+def test_a_tree_a_thousand_directories_deep(tmp_path: Path, run_cli: Run, key: str) -> None:
+    """A hostile repository nests 1,100 directories (2 KB of path) under an ignore file: the walk's
+    ignore checks do not recurse once per level, the key at the bottom is found."""
+    import os
+
+    root = tmp_path / "deep"
+    root.mkdir()
+    (root / ".gitignore").write_text("*.log\nbuild/\n")
+    deep = str(root)
+    for _ in range(1100):  # (os.makedirs recurses once per level itself)
+        deep += "/d"
+        os.mkdir(deep)
+    (Path(deep) / "config.py").write_text(f'API_KEY = "{key}"\n')
+    r = run_cli("scan", "-f", "json", "deep", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert [f["path"] for f in findings_of(r)] == ["deep/" + "d/" * 1100 + "config.py"]

@@ -348,3 +348,88 @@ def test_a_split_file_abandoned_or_truncated_half_way(tmp_path: Path, rng: rando
         assert not [t for t in threading.enumerate() if t.name.startswith("kascan-part")]
     finally:
         del os.environ["KASCAN_FILE_THREADS"]
+
+
+def test_a_split_file_shrunk_after_its_parts_were_read(tmp_path: Path, rng: random.Random) -> None:
+    """A log rotated by copytruncate while split: the parts have read their chunks when the file
+    shrinks under them. The chunk the new end falls in is handed on as the last one (tail 0), so
+    a key just before the cut is found, as with one thread; nothing is handed on past it."""
+    import os
+    import time
+
+    from kascan.match import find_candidates
+    from kascan.rules import builtin_rules
+    from kascan.sources.stream import iter_stream
+
+    mib = 1 << 20
+    path = tmp_path / "app.log"
+    cut = 40 * mib + 123_456
+    kept, late = make_key(rng), make_key(rng)
+
+    def found(threads: str) -> set[str]:
+        with path.open("wb") as fh:
+            fh.write((b"some text line\n" * (64 * mib // 15))[: 64 * mib])
+            for m in range(64):  # a needle in every window: every chunk is handed on
+                fh.seek(m * mib + 777)
+                fh.write(b" " + PREFIX.encode() + b"x ")
+            fh.seek(cut - 1000)
+            fh.write(f" {kept} ".encode())
+            fh.seek(50 * mib)
+            fh.write(f" {late} ".encode())  # cut off
+        os.environ["KASCAN_FILE_THREADS"] = threads
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            chunks = iter_stream(lambda n: os.read(fd, n), "app.log", quiet=True, fd=fd)
+
+            def shrinking() -> Iterator[object]:
+                yield next(chunks)
+                time.sleep(0.5)  # the parts' threads have read their parts by now
+                os.truncate(path, cut)
+                for chunk in chunks:
+                    assert len(chunk.data) >= chunk.fresh + chunk.tail
+                    yield chunk
+
+            return {c.match for c in find_candidates(shrinking(), builtin_rules())}  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
+            del os.environ["KASCAN_FILE_THREADS"]
+
+    for threads in ("1", "4"):
+        got = found(threads)
+        assert kept in got and late not in got, threads
+
+
+def test_a_split_file_when_no_thread_can_be_started(
+    tmp_path: Path, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limit refuses the second part's thread: the first is cancelled and joined, and
+    the caller's thread reads the whole file, finding what the threads would have."""
+    import threading
+
+    from kascan.sources.files import read_file
+
+    path = tmp_path / "big.bin"
+    lines = [f"line {i} {'z' * 50}\n" for i in range(1_300_000)]  # ~78 MB: three parts
+    for i in range(0, len(lines), 40_000):
+        lines[i] = f"k = {make_key(rng)}\n"
+    path.write_text("".join(lines))
+    start = threading.Thread.start
+    started: list[str] = []
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name.startswith("kascan-part"):
+            started.append(self.name)
+            if len(started) == 2:
+                raise RuntimeError("can't start new thread")
+        start(self)
+
+    def lines_of(threads: str) -> list[tuple[int, int]]:
+        monkeypatch.setenv("KASCAN_FILE_THREADS", threads)
+        ref = FileRef(str(path), "big.bin")
+        return [(c.line, c.column) for c in read_file(ref, ScanStats(), print, quiet=True)]
+
+    want = lines_of("1")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert lines_of("3") == want and len(want) >= 20
+    assert started == ["kascan-part-1", "kascan-part-2"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("kascan-part")]

@@ -371,14 +371,23 @@ def _split(
     from kascan.engine import engine_name
 
     engine_name()  # chosen once, before the threads ask
-    readers = [
-        threading.Thread(target=part, args=(j,), name=f"kascan-part-{j + 1}", daemon=True)
-        for j in range(len(starts))
-    ]
-    for thread in readers:
-        thread.start()
+    readers: list[threading.Thread] = []  # the threads started: cancelled and joined below
     try:
-        tally = yield from _windows(read, path, window, window, first, True, fd, stop=starts[0])
+        try:
+            for j in range(len(starts)):
+                thread = threading.Thread(target=part, args=(j,), name=f"kascan-part-{j + 1}")
+                thread.daemon = True
+                thread.start()
+                readers.append(thread)
+        except RuntimeError:  # no thread to be had (a process limit): one thread reads it all
+            cancel.set()
+            for thread in readers:
+                thread.join()
+            yield from _windows(read, path, window, window, first, True, fd, offset=have)
+            return
+        tally = yield from _windows(
+            read, path, window, window, first, True, fd, stop=starts[0], offset=have
+        )
         place = _Place(fd)  # where the parts in ``behind`` begin
         behind = [tally]  # parts not yet added to the place
         for q in queues:
@@ -400,6 +409,9 @@ def _split(
                 assert isinstance(item, tuple)
                 at, size, chunk = item
                 data = os.pread(fd, size, at)  # the same bytes (holes read as NUL bytes)
+                if len(data) < size:  # the file shrank since: its last chunk, as one thread's
+                    yield place.moved(replace(chunk, data=data, tail=0))
+                    return
                 yield place.moved(replace(chunk, data=data))
     finally:
         cancel.set()  # a scan abandoned half-way: the threads stop within a window
@@ -420,6 +432,7 @@ def _windows(
     stop: int | None = None,
     cancel: threading.Event | None = None,
     places: list[tuple[int, int]] | None = None,
+    offset: int | None = None,
 ) -> Generator[Chunk, None, _Tally | None]:
     """The chunks from a first window of ``first`` (at least ``need`` bytes) on.
 
@@ -429,7 +442,9 @@ def _windows(
     chunk's start: the windows end before it, and what they counted up to it is returned (the
     line and column relative to where they began, 1 and 0, and what is still to count again);
     ``places``: where each chunk handed on starts in the file and how long it is, appended
-    before it is handed on without its bytes (read again by whoever takes it on).
+    before it is handed on without its bytes (read again by whoever takes it on). ``offset``:
+    where the next read goes (else the descriptor's position, which the threads of a split
+    file move).
 
     ``buf[:have]`` is the next chunk's data: ``fresh`` bytes already scanned (the context kept
     before it), then the pending ones; ``buf[zeros:have]`` are NUL bytes of a hole (not read,
@@ -453,9 +468,7 @@ def _windows(
     held_bytes = 0
     if at is not None:
         offset = at + have  # (never the descriptor's position: another part's lseek moves it)
-    elif stop is not None:  # a split file's first part: its threads have started
-        offset = have
-    else:
+    elif offset is None:
         offset = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0  # where the next read goes
     holes = _Holes(fd) if fd is not None else None
     clean = have  # buf[clean:] is known to be NUL bytes
