@@ -848,7 +848,13 @@ def test_a_tree_a_thousand_directories_deep(tmp_path: Path, run_cli: Run, key: s
         deep += "/d"
         os.mkdir(deep)
     (Path(deep) / "config.py").write_text(f'API_KEY = "{key}"\n')
-    r = run_cli("scan", "-f", "json", "deep", cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
-    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
-    assert [f["path"] for f in findings_of(r)] == ["deep/" + "d/" * 1100 + "config.py"]
+    try:
+        r = run_cli("scan", "-f", "json", "deep", cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+        assert [f["path"] for f in findings_of(r)] == ["deep/" + "d/" * 1100 + "config.py"]
+    finally:  # removed bottom up here: pytest's own clean-up (shutil.rmtree) recurses per level
+        os.remove(Path(deep) / "config.py")
+        while deep != str(root):
+            os.rmdir(deep)
+            deep = deep.rsplit("/", 1)[0]
