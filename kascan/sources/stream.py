@@ -310,7 +310,8 @@ def _split(
     except OSError:
         size = offset = -1
     windows = (size - have) // window  # full windows after the first one
-    parts = min(_parts(threads), windows * window // SPLIT_FROM) if offset == have else 1
+    room = windows * window // SPLIT_FROM if offset == have else 0  # parts the file has room for
+    parts = min(_parts(threads), room) if room >= 2 else 1  # (most files: no engine question)
     if parts < 2 or windows < 2 * parts:
         yield from _windows(read, path, window, window, first, True, fd)
         return
@@ -343,7 +344,7 @@ def _split(
                 put("end", None)
                 return
             places: list[tuple[int, int]] = []
-            windows = _windows(
+            chunks = _windows(
                 _no_read,
                 path,
                 window,
@@ -358,12 +359,12 @@ def _split(
             )
             while True:
                 try:
-                    chunk = next(windows)
+                    chunk = next(chunks)
                 except StopIteration as done:
                     put("end", done.value)
                     return
                 if not put("chunk", (*places[-1], chunk)):
-                    windows.close()
+                    chunks.close()
                     return
         except BaseException as exc:  # raised in the caller's thread, in its place
             put("error", exc)
